@@ -1,0 +1,162 @@
+"""`hw3 assign`: the student notebooks in notebooks/ are generated from the answer keys in answers/.
+
+In code cells each `### BEGIN SOLUTION` … `### END SOLUTION` region becomes a stub, indented like the
+region: `# insert code here` and `raise NotImplementedError("<id>: write your solution here")`, <id> being
+the exercise checked next. In markdown cells each `<!-- BEGIN ANSWER -->` … `<!-- END ANSWER -->` region
+becomes `_Type your answer here._`. Outputs and execution counts are cleared; everything else (metadata,
+cell ids, prompts, check cells) is kept, and the JSON is written in nbformat's canonical layout, so the
+result depends only on the answer key: assigning twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .notebook import cell_check_calls
+from .points import BY_ID
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+STUB_COMMENT = "# insert code here"
+ANSWER_REGION = re.compile(r"<!--\s*BEGIN ANSWER\s*-->.*?<!--\s*END ANSWER\s*-->", re.DOTALL)
+ANSWER_MARKER = re.compile(r"<!--\s*(BEGIN|END) ANSWER\s*-->")
+ANSWER_PLACEHOLDER = "_Type your answer here._"
+
+
+class AssignError(Exception):
+    """An answer key that cannot be turned into a student notebook; the message is one line."""
+
+
+def stub_lines(indent: str, qid: str | None) -> list[str]:
+    """The two lines that replace a solution region."""
+    message = f"{qid}: write your solution here" if qid else "write your solution here"
+    return [f"{indent}{STUB_COMMENT}\n", f'{indent}raise NotImplementedError("{message}")\n']
+
+
+def strip_solutions(source: str, qid: str | None) -> str:
+    """`source` with every solution region replaced by a stub; AssignError for unbalanced markers."""
+    out: list[str] = []
+    begin_line = 0
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == BEGIN_SOLUTION:
+            if begin_line:
+                raise AssignError(f"line {number}: {BEGIN_SOLUTION} inside the region opened on line {begin_line}: "
+                                  f"add {END_SOLUTION} before it")
+            begin_line = number
+            out.extend(stub_lines(line[: len(line) - len(line.lstrip())], qid))
+        elif marker == END_SOLUTION:
+            if not begin_line:
+                raise AssignError(f"line {number}: {END_SOLUTION} without {BEGIN_SOLUTION}: add the opening marker")
+            begin_line = 0
+        elif not begin_line:
+            out.append(line)
+    if begin_line:
+        raise AssignError(f"line {begin_line}: {BEGIN_SOLUTION} is never closed: add {END_SOLUTION}")
+    text = "".join(out)
+    return text[:-1] if text.endswith("\n") and not source.endswith("\n") else text
+
+
+def strip_answers(source: str) -> str:
+    """`source` with every markdown answer region replaced by the placeholder; AssignError if unbalanced."""
+    text = ANSWER_REGION.sub(ANSWER_PLACEHOLDER, source)
+    stray = ANSWER_MARKER.search(text)
+    if stray:
+        raise AssignError(f"{stray.group(0)} has no matching {'END' if stray.group(1) == 'BEGIN' else 'BEGIN'} marker")
+    return text
+
+
+def _text(source: str | list[str]) -> str:
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _like(original: str | list[str], text: str) -> str | list[str]:
+    """`text` stored the way the original source was (one string or a list of lines)."""
+    return text.splitlines(keepends=True) if isinstance(original, list) else text
+
+
+def next_check_ids(cells: list[dict]) -> list[str | None]:
+    """For each cell, the id of the first check call in it or after it (None past the last one)."""
+    ids: list[str | None] = [None] * len(cells)
+    upcoming = None
+    for index in range(len(cells) - 1, -1, -1):
+        cell = cells[index]
+        if cell.get("cell_type") == "code":
+            calls = cell_check_calls(_text(cell.get("source", "")), index)
+            for call in calls:
+                if call.qid not in BY_ID:
+                    raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not in hw3/grading/points.py")
+            upcoming = calls[0].qid if calls else upcoming
+        ids[index] = upcoming
+    return ids
+
+
+def student_cell(cell: dict, qid: str | None) -> dict:
+    """The student version of one answer-key cell (a new dict; the input is not changed)."""
+    out = dict(cell)
+    source = cell.get("source", "")
+    if cell.get("cell_type") == "code":
+        out["source"] = _like(source, strip_solutions(_text(source), qid))
+        out["outputs"] = []
+        out["execution_count"] = None
+    elif cell.get("cell_type") == "markdown":
+        out["source"] = _like(source, strip_answers(_text(source)))
+    return out
+
+
+def student_notebook(answer_key: dict) -> dict:
+    """The student notebook (as JSON data) generated from an answer key's JSON data."""
+    cells = answer_key["cells"]
+    out = dict(answer_key)
+    out["cells"] = []
+    for index, (cell, qid) in enumerate(zip(cells, next_check_ids(cells)), start=1):
+        try:
+            out["cells"].append(student_cell(cell, qid))
+        except AssignError as exc:
+            raise AssignError(f"cell {index}, {exc}") from None
+    return out
+
+
+def render(nb: dict) -> str:
+    """Notebook JSON in nbformat's canonical layout (what Jupyter writes), ending with a newline."""
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def answer_keys(answers: Path) -> list[Path]:
+    """The answer-key notebooks under `answers` (checkpoints excluded), sorted."""
+    return sorted(p for p in answers.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def generate(answers: Path, notebooks: Path) -> dict[Path, str]:
+    """{student notebook path: its text} for every answer key; AssignError naming a bad answer key."""
+    if not answers.is_dir():
+        raise AssignError(f"no answers folder at {answers}: run from the repository root or pass --answers DIR")
+    out = {}
+    for path in answer_keys(answers):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+                raise AssignError("it is not a Jupyter notebook (no list of cells)")
+            out[notebooks / path.relative_to(answers)] = render(student_notebook(data))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AssignError(f"{path} is not a readable notebook ({type(exc).__name__}): fix or re-save it") from None
+        except AssignError as exc:
+            raise AssignError(f"{path}: {exc}") from None
+    return out
+
+
+def out_of_date(expected: dict[Path, str]) -> list[Path]:
+    """The student notebooks whose file differs from (or is missing compared with) what assign writes."""
+    return [path for path, text in expected.items()
+            if not path.is_file() or path.read_bytes() != text.encode("utf-8")]
+
+
+def write(expected: dict[Path, str]) -> list[Path]:
+    """Write the student notebooks that changed; returns the paths written."""
+    written = out_of_date(expected)
+    for path in written:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(expected[path].encode("utf-8"))
+    return written

@@ -1,0 +1,135 @@
+"""Computing frozen-BERT features once and reusing them every epoch.
+
+BERT is frozen and runs in eval mode, so a review's embeddings never change: `FeatureStore` keeps them
+(float16, [total tokens, E] with per-review offsets) in RAM when they fit `memory_budget`, else in a
+memory-mapped file, and `CachedBatches` fills it lazily during the first epoch. Later epochs only run
+the GRU. Features are always read back from the store, so every epoch sees the same float16 values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .batching import Batch, BucketIterator
+from .model import Features
+
+DEFAULT_MEMORY_BUDGET = 4 << 30
+
+
+def has_fast_bf16_cpu() -> bool:
+    """True when this CPU has native bfloat16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """'auto' | 'bf16' | 'fp32' -> the autocast dtype for BERT, or None for plain float32.
+
+    auto picks bfloat16 on GPUs that support it and on CPUs with native bf16 instructions.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if has_fast_bf16_cpu() else None
+
+
+class FeatureStore:
+    """Per-example BERT outputs, float16, in RAM or a memory-mapped file.
+
+    lengths: token count of every example; hidden_size: E. `put` stores a batch, `get` returns a padded
+    Features batch (float32 [B, T, E]).
+    """
+
+    def __init__(self, lengths: Sequence[int], hidden_size: int, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 spill_dir: str | Path | None = None) -> None:
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
+        self.offsets[1:] = torch.cumsum(self.lengths, 0)
+        self.hidden_size = hidden_size
+        self.done = torch.zeros(len(lengths), dtype=torch.bool)
+        rows = int(self.offsets[-1])
+        nbytes = rows * hidden_size * 2
+        self._spill = None
+        if nbytes <= memory_budget:
+            self.data = torch.empty(rows, hidden_size, dtype=torch.float16)
+        else:
+            self._spill = tempfile.NamedTemporaryFile(prefix="hw3-features-", suffix=".f16", dir=spill_dir)
+            array = np.memmap(self._spill.name, dtype=np.float16, mode="w+", shape=(max(rows, 1), hidden_size))
+            self.data = torch.from_numpy(array)
+
+    @property
+    def on_disk(self) -> bool:
+        """True when the features live in a memory-mapped file rather than RAM."""
+        return self._spill is not None
+
+    def missing(self, indices: Sequence[int]) -> bool:
+        """True when any of these examples has no stored features yet."""
+        return not bool(self.done[list(indices)].all())
+
+    def put(self, indices: Sequence[int], features: Features) -> None:
+        """Store rows of a Features batch ([B, T, E]) for the given example indices."""
+        embedded = features.embedded.detach().to("cpu", torch.float16)
+        for row, i in enumerate(indices):
+            n = int(self.lengths[i])
+            self.data[self.offsets[i] : self.offsets[i] + n] = embedded[row, :n]
+            self.done[i] = True
+
+    def get(self, indices: Sequence[int], device: torch.device | str = "cpu") -> Features:
+        """Padded float32 Features [B, max length, E] for the given (stored) examples."""
+        lengths = self.lengths[list(indices)]
+        out = torch.zeros(len(indices), int(lengths.max()), self.hidden_size, dtype=torch.float16)
+        for row, i in enumerate(indices):
+            out[row, : lengths[row]] = self.data[self.offsets[i] : self.offsets[i + 1]]
+        return Features(out.to(device=device, dtype=torch.float32), lengths)
+
+
+class CachedBatches:
+    """Batches of cached BERT features in the bucket order of `iterator`.
+
+    Yields Batch(Features, label); the first time a batch is seen its features are computed with
+    `embed(text [B, T]) -> Features` and stored. Behaves like the iterator it wraps (len, set_epoch).
+    """
+
+    def __init__(self, iterator: BucketIterator, store: FeatureStore, embed: Callable[[torch.Tensor], Features]) -> None:
+        self.iterator, self.store, self.embed = iterator, store, embed
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the wrapped iterator."""
+        self.iterator.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Batch]:
+        batches = self.iterator.index_batches()
+        self.iterator.epoch += 1
+        for indices in batches:
+            if self.store.missing(indices):
+                self.store.put(indices, self.embed(self.iterator.collate(indices).text))
+            yield Batch(self.store.get(indices, self.iterator.device), self.iterator.labels[indices].to(self.iterator.device))
+
+
+def make_embedder(model, dtype: torch.dtype | None) -> Callable[[torch.Tensor], Features]:
+    """model.embed under inference mode, with autocast to `dtype` when given."""
+    device_type = next(model.parameters()).device.type
+
+    def embed(text: torch.Tensor) -> Features:
+        cast = torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
+            return model.embed(text)
+
+    return embed

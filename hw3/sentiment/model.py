@@ -1,0 +1,124 @@
+"""Q4 model: frozen BERT embeddings followed by a 2-layer bidirectional GRU and a linear head."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+HIDDEN_DIM = 256
+OUTPUT_DIM = 1
+N_LAYERS = 2
+BIDIRECTIONAL = True
+DROPOUT = 0.25
+
+
+class Features(NamedTuple):
+    """Precomputed BERT outputs for a batch: `embedded` [B, T, E] (float), `lengths` LongTensor [B] (CPU)."""
+
+    embedded: torch.Tensor
+    lengths: torch.Tensor
+
+
+class BERTGRUSentiment(nn.Module):
+    """logits = Linear(dropout([h_fwd; h_bwd] of the GRU's last layer)) over frozen BERT embeddings.
+
+    forward(text): text is LongTensor [B, T] of token ids right-padded with pad_id (0), or a Features
+    batch of cached embeddings; returns logits [B, output_dim]. Padding is masked in BERT's attention
+    and its embeddings are zeroed, so cached and direct features agree; the GRU runs over the padded
+    batch (packing is 3-4x slower on CPU, and length bucketing keeps padding small).
+    BERT stays in eval mode (no dropout) even when the model trains: it is frozen.
+    `compute_dtype` (e.g. torch.bfloat16) runs the GRU in that precision with float32 master weights.
+    """
+
+    def __init__(self, bert: nn.Module, hidden_dim: int = HIDDEN_DIM, output_dim: int = OUTPUT_DIM,
+                 n_layers: int = N_LAYERS, bidirectional: bool = BIDIRECTIONAL, dropout: float = DROPOUT,
+                 pad_id: int = 0) -> None:
+        super().__init__()
+        self.bert = bert
+        self.pad_id = pad_id
+        embedding_dim = bert.config.hidden_size
+        self.rnn = nn.GRU(embedding_dim, hidden_dim, num_layers=n_layers, bidirectional=bidirectional,
+                          batch_first=True, dropout=0 if n_layers < 2 else dropout)
+        self.out = nn.Linear(hidden_dim * 2 if bidirectional else hidden_dim, output_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.compute_dtype: torch.dtype | None = None
+
+    def train(self, mode: bool = True) -> "BERTGRUSentiment":
+        super().train(mode)
+        self.bert.eval()
+        return self
+
+    def embed(self, text: torch.Tensor) -> Features:
+        """Frozen BERT: token ids [B, T] -> Features(embedded [B, T, E], lengths [B])."""
+        mask = text != self.pad_id
+        with torch.no_grad():
+            embedded = self.bert(input_ids=text, attention_mask=mask.long())[0]
+        embedded = embedded * mask.unsqueeze(-1).to(embedded.dtype)
+        return Features(embedded, mask.sum(dim=1).cpu())
+
+    def classify(self, features: Features) -> torch.Tensor:
+        """GRU + linear head: Features -> logits [B, output_dim]."""
+        _, hidden = self.run_rnn(features.embedded)
+        # hidden = [n layers * n directions, B, hid]
+        if self.rnn.bidirectional:
+            hidden = torch.cat((hidden[-2], hidden[-1]), dim=1)
+        else:
+            hidden = hidden[-1]
+        return self.out(self.dropout(hidden.to(self.out.weight.dtype)))
+
+    def run_rnn(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The GRU over embedded [B, T, E], in `compute_dtype` when set: (outputs, hidden [L*D, B, H])."""
+        if self.compute_dtype is None:
+            return self.rnn(embedded.to(self.out.weight.dtype))
+        params = {name: p.to(self.compute_dtype) for name, p in self.rnn.named_parameters()}
+        return functional_call(self.rnn, params, (embedded.to(self.compute_dtype),))
+
+    def forward(self, text: torch.Tensor | Features) -> torch.Tensor:
+        features = text if isinstance(text, Features) else self.embed(text)
+        return self.classify(features)
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights of everything but BERT (what training changes): the checkpoint payload."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("bert.")}
+
+
+def build_model(bert: nn.Module, pad_id: int = 0) -> BERTGRUSentiment:
+    """The homework's model: hidden 256, output 1, 2 layers, bidirectional, dropout 0.25."""
+    return BERTGRUSentiment(bert, HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, BIDIRECTIONAL, DROPOUT, pad_id=pad_id)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def total_parameters(model: nn.Module) -> int:
+    """Number of all parameters, frozen or not."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def freeze_bert(model: nn.Module) -> None:
+    """Set requires_grad = False on every parameter whose name starts with 'bert'."""
+    for name, param in model.named_parameters():
+        if name.startswith("bert"):
+            param.requires_grad = False
+
+
+def tiny_bert(seed: int = 0, vocab_size: int = 30522) -> nn.Module:
+    """A small randomly initialised BertModel (hidden 32, 1 layer) for fast tests and checks."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    return BertModel(config).eval()
+
+
+def bert_base_random() -> nn.Module:
+    """bert-base-uncased's architecture with random weights (no download): for parameter counts and timing."""
+    from transformers import BertConfig, BertModel
+
+    return BertModel(BertConfig()).eval()

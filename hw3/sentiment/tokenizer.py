@@ -1,0 +1,63 @@
+"""Q4 tokenization: bert-base-uncased's WordPiece tokenizer, special tokens, and cutting to 512.
+
+transformers 5 removed `max_model_input_sizes`; the limit comes from `model_max_length` (512 for BERT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .encoders import AUTO, EncoderSpec, resolve_encoder
+from .errors import HW3Error
+
+BERT_MAX_LENGTH = 512
+
+
+def load_tokenizer(encoder: str | EncoderSpec = AUTO):
+    """The encoder's tokenizer (a transformers BertTokenizer backed by the Rust `tokenizers` library)."""
+    from transformers import BertTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    spec = encoder if isinstance(encoder, EncoderSpec) else resolve_encoder(encoder)
+    try:
+        return BertTokenizer.from_pretrained(spec.location)
+    except OSError as exc:
+        raise HW3Error(f"cannot load the tokenizer of {spec.name} ({str(exc).splitlines()[0][:160]}): use --encoder bundled") from None
+
+
+def max_input_length(tokenizer) -> int:
+    """Longest input the model takes, special tokens included (512 for BERT)."""
+    length = int(getattr(tokenizer, "model_max_length", BERT_MAX_LENGTH))
+    return length if 0 < length <= 100_000 else BERT_MAX_LENGTH
+
+
+def special_tokens(tokenizer) -> dict[str, tuple[str, int]]:
+    """{'init': ('[CLS]', 101), 'eos': ('[SEP]', 102), 'pad': ('[PAD]', 0), 'unk': ('[UNK]', 100)}."""
+    tokens = {"init": tokenizer.cls_token, "eos": tokenizer.sep_token, "pad": tokenizer.pad_token, "unk": tokenizer.unk_token}
+    return {role: (tok, tokenizer.convert_tokens_to_ids(tok)) for role, tok in tokens.items()}
+
+
+def tokenize_and_cut(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[str]:
+    """WordPiece tokens of `sentence`, cut to max_length − 2 so [CLS] and [SEP] still fit."""
+    return tokenizer.tokenize(sentence)[: max_length - 2]
+
+
+def encode(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[int]:
+    """[CLS] + ids(tokenize_and_cut(sentence)) + [SEP], one example, the homework's way."""
+    ids = tokenizer.convert_tokens_to_ids(tokenize_and_cut(tokenizer, sentence, max_length))
+    return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+
+
+def encode_batch(tokenizer, texts: Sequence[str], max_length: int = BERT_MAX_LENGTH, chunk: int = 2048) -> list[list[int]]:
+    """`encode` for many texts at once: the Rust tokenizer in parallel batches, identical ids.
+
+    Returns one list of ids per text, each at most max_length long (special tokens included).
+    """
+    if max_length < 3:
+        raise HW3Error(f"--max-length must be at least 3 (room for [CLS], one token and [SEP]), got {max_length}")
+    out: list[list[int]] = []
+    for start in range(0, len(texts), chunk):
+        enc = tokenizer(list(texts[start : start + chunk]), add_special_tokens=True, truncation=True, max_length=max_length)
+        out.extend(enc["input_ids"])
+    return out

@@ -1,0 +1,79 @@
+"""Q4 training and evaluation, the homework's functions: accuracy, one training epoch, one evaluation epoch.
+
+Batches are `(x, y)` pairs: x token ids [B, T] (or cached Features), y float labels [B]. Both loops
+return the mean over batches of the loss and of the accuracy, as floats.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def binary_accuracy(preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of logits preds [B] whose rounded sigmoid equals the 0/1 labels y [B] (0-d tensor)."""
+    rounded = torch.round(torch.sigmoid(preds))
+    return (rounded == y).float().mean()
+
+
+def train(model: nn.Module, iterator, optimizer: torch.optim.Optimizer, criterion: nn.Module) -> tuple[float, float]:
+    """One epoch of training; returns (mean loss, mean accuracy) over batches."""
+    epoch_loss = epoch_acc = 0.0
+    n_batches = 0
+    model.train()
+    for x, y in iterator:
+        optimizer.zero_grad()
+        preds = model(x).squeeze(1)
+        loss = criterion(preds, y)
+        loss.backward()
+        optimizer.step()
+        epoch_loss += loss.item()
+        epoch_acc += binary_accuracy(preds.detach(), y).item()
+        n_batches += 1
+    return epoch_loss / max(n_batches, 1), epoch_acc / max(n_batches, 1)
+
+
+def evaluate(model: nn.Module, iterator, criterion: nn.Module) -> tuple[float, float]:
+    """One pass without gradients in eval mode; returns (mean loss, mean accuracy) over batches."""
+    epoch_loss = epoch_acc = 0.0
+    n_batches = 0
+    model.eval()
+    with torch.no_grad():
+        for x, y in iterator:
+            preds = model(x).squeeze(1)
+            epoch_loss += criterion(preds, y).item()
+            epoch_acc += binary_accuracy(preds, y).item()
+            n_batches += 1
+    return epoch_loss / max(n_batches, 1), epoch_acc / max(n_batches, 1)
+
+
+def epoch_time(start_time: float, end_time: float) -> tuple[int, int]:
+    """Elapsed whole minutes and remaining whole seconds between two time.time() values."""
+    elapsed = end_time - start_time
+    minutes = int(elapsed / 60)
+    return minutes, int(elapsed - minutes * 60)
+
+
+def plot_history(history: list[dict], path=None):
+    """Training curves (loss and accuracy, train vs valid, per epoch); saves to `path` if given."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for split, style in (("train", "o-"), ("valid", "s--")):
+        ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, label=split)
+        ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="BCE loss", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+        ax.set_xticks(epochs)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
