@@ -2,9 +2,10 @@
 
 The grader appends `final_cell(...)` to the submission and runs it in the same kernel. The cell drops
 every `hw3*` module from sys.modules (so whatever the notebook redefined or monkeypatched is gone),
-imports this module afresh from the package folder with only the standard import machinery, and calls
-`run_audit`. That evaluates each check call's arguments (the names the untouched check cells use) in the
-notebook's namespace, runs the verifier under a time limit, and prints one line per question:
+imports this module afresh from the grader's own package folder with only the standard import
+machinery (import hooks the notebook added are set aside meanwhile), and calls `run_audit`. That
+evaluates each check call's arguments (the names the untouched check cells use) in the notebook's
+namespace, runs the verifier under a time limit, and prints one line per question:
 `<nonce> {"id": ..., "passed": ..., "message": ...}`. The nonce is new for every run and only the
 final cell's own output is read, so nothing the notebook printed can pose as a result.
 """
@@ -23,12 +24,16 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 _CELL = '''\
 import sys as _hw3_sys
+from importlib.machinery import PathFinder as _hw3_PathFinder
+from importlib.util import module_from_spec as _hw3_module_from_spec
 _hw3_finders = _hw3_sys.meta_path[:]
 _hw3_sys.meta_path[:] = [f for f in _hw3_finders if getattr(f, "__module__", "").startswith("_frozen_importlib")]
 try:
     for _hw3_name in [n for n in list(_hw3_sys.modules) if n == "hw3" or n.startswith("hw3.")]:
         del _hw3_sys.modules[_hw3_name]
-    _hw3_sys.path.insert(0, {root!r})
+    _hw3_spec = _hw3_PathFinder.find_spec("hw3", [{root!r}])
+    _hw3_sys.modules["hw3"] = _hw3_module_from_spec(_hw3_spec)
+    _hw3_spec.loader.exec_module(_hw3_sys.modules["hw3"])
     from hw3.grading.audit import run_audit as _hw3_run_audit
     _hw3_run_audit({calls!r}, globals(), {nonce!r}, {limit!r})
 finally:

@@ -28,6 +28,10 @@ _VERIFIER_MODULES = {"q2": "rnn_attention_checks", "q3": "rnn_attention_checks",
 class CheckFailed(AssertionError):
     """A check did not pass; the message is the one-line reason."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the reason is all a student needs."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 def check(qid: str, *args: Any, **kwargs: Any) -> None:
     """Check exercise `qid` on the given objects; print one line, raise CheckFailed when it fails."""
@@ -46,6 +50,8 @@ def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
         verifier = find_verifier(qid)
     except LookupError as exc:
         return one_line(str(exc))
+    except Exception as exc:
+        return _crashed(exc)
     try:
         inspect.signature(verifier).bind(*args, **kwargs)
     except TypeError as exc:
@@ -54,9 +60,14 @@ def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
         verifier(*args, **kwargs)
     except CheckFailed as exc:
         return one_line(str(exc))
-    except Exception as exc:  # a bug or a broken install, not the student's object: say so in one line
-        return one_line(f"the check itself crashed ({describe_exception(exc)}): tell the course staff")
+    except Exception as exc:
+        return _crashed(exc)
     return None
+
+
+def _crashed(exc: Exception) -> str:
+    """A bug or a broken install, not the student's object: say so in one line."""
+    return one_line(f"the check itself crashed ({describe_exception(exc)}): tell the course staff")
 
 
 def find_verifier(qid: str) -> Callable[..., None]:
@@ -98,10 +109,13 @@ def fresh_rng() -> random.Random:
     return random.Random(secrets.randbits(64))
 
 
-def describe_exception(exc: BaseException) -> str:
-    """`ValueError: message` on one line."""
+def describe_exception(exc: BaseException, limit: int = 100) -> str:
+    """`ValueError: message` on one line, the message cut to `limit` characters."""
     message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    if not message:
+        return type(exc).__name__
+    text = message[0] if len(message[0]) <= limit else message[0][: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}"
 
 
 def describe_value(value: Any) -> str:

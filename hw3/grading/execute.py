@@ -2,8 +2,8 @@
 
 Every code cell runs with a time limit; errors are recorded and execution goes on. A cell that runs
 past its limit or stops the kernel (`os._exit`, a segfault) is recorded, and the notebook is run again
-from the top in a new kernel without it, so the cells after it still get their chance; after
-MAX_BROKEN such cells grading gives up on the notebook. Finally the grader's own cell runs in the same
+from the top in a new kernel without it, so the cells after it still get their chance; when more than
+MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's own cell runs in the same
 kernel, and its outputs are returned.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import site
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +59,8 @@ class Report:
 def load_reference(folder: Path) -> dict[str, CheckCall]:
     """{question id: its untouched check call} from the released notebooks under `folder`."""
     if not Path(folder).is_dir():
-        raise ReferenceNotebookError(f"no reference notebooks folder at {folder}: run from the repository root or pass --reference DIR")
+        raise ReferenceNotebookError(f"no reference notebooks folder at {folder}: run from the repository root "
+                                     f"or pass --reference DIR")
     reference: dict[str, CheckCall] = {}
     origin: dict[str, Path] = {}
     for path in sorted(p for p in Path(folder).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
@@ -70,14 +72,16 @@ def load_reference(folder: Path) -> dict[str, CheckCall]:
             known = reference.setdefault(call.qid, call)
             origin.setdefault(call.qid, path)
             if known.fingerprint != call.fingerprint:
-                raise ReferenceNotebookError(f"{origin[call.qid]} and {path} have different check cells for {call.qid}: "
-                                     f"run `hw3 assign` to regenerate them")
+                raise ReferenceNotebookError(f"{origin[call.qid]} and {path} have different check cells for "
+                                             f"{call.qid}: run `hw3 assign` to regenerate them")
     if not reference:
-        raise ReferenceNotebookError(f"the notebooks under {folder} have no check cells: pass --reference with the released notebooks")
+        raise ReferenceNotebookError(f"the notebooks under {folder} have no check cells: pass --reference with "
+                                     f"the released notebooks")
     return reference
 
 
-def match_reference(calls: list[CheckCall], reference: dict[str, CheckCall]) -> tuple[dict[str, CheckCall], dict[str, str]]:
+def match_reference(calls: list[CheckCall],
+                    reference: dict[str, CheckCall]) -> tuple[dict[str, CheckCall], dict[str, str]]:
     """Split the reference questions into ({id: the submission's untouched call}, {id: why it is unusable})."""
     valid: dict[str, CheckCall] = {}
     problems: dict[str, str] = {}
@@ -87,16 +91,19 @@ def match_reference(calls: list[CheckCall], reference: dict[str, CheckCall]) -> 
         if untouched:
             valid[qid] = untouched[0]
         elif mine:
-            problems[qid] = f"the check cell of {qid} (cell {mine[0].cell + 1}) was edited: restore it from the original notebook"
+            problems[qid] = (f"the check cell of {qid} (cell {mine[0].cell + 1}) was edited: restore it from the "
+                             f"original notebook")
         else:
             problems[qid] = f"the check cell of {qid} is missing: copy it back from the original notebook"
     return valid, problems
 
 
 def kernel_env() -> dict[str, str]:
-    """The kernel's environment: this one, offline, with the installed hw3 package first on the path."""
+    """The kernel's environment: this one, offline, able to import the grader's hw3 package."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
+    site_dirs = {os.path.realpath(p) for p in (*site.getsitepackages(), site.getusersitepackages())}
+    if PACKAGE_ROOT not in site_dirs:  # a source checkout: the kernel starts elsewhere, so point at it
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HW3_OFFLINE="1")
     return env
 
@@ -140,22 +147,23 @@ def score(q: Question, findings: Findings) -> QuestionResult:
     return QuestionResult(q.id, q.max_points, q.max_points, "passed")
 
 
-def failed_report(name: str, reason: str) -> Report:
-    """Every auto question failed for the same reason (an unreadable or foreign notebook)."""
-    findings = Findings({q.id for q in QUESTIONS}, problems={q.id: reason for q in QUESTIONS})
+def failed_report(name: str, summary: str, reason: str) -> Report:
+    """Every auto question failed with `summary` (an unreadable or foreign notebook); `reason` goes to the notes."""
+    findings = Findings({q.id for q in QUESTIONS}, problems={q.id: summary for q in QUESTIONS})
     return Report(name, [score(q, findings) for q in QUESTIONS], [reason])
 
 
 def grade(path: Path, reference: dict[str, CheckCall], timeout: float = DEFAULT_TIMEOUT) -> Report:
     """Grade one submission notebook against the reference check cells (never raises for a bad notebook)."""
-    name = Path(path).name
+    name = str(path)
     try:
         nb = read_notebook(path)
     except NotebookError as exc:
-        return failed_report(name, str(exc))
+        return failed_report(name, "the notebook could not be read (see the note)", str(exc))
     calls = check_calls(nb.cells)
     if not calls:
-        return failed_report(name, f"{name} has no check cells: it is not an hw3 homework notebook")
+        return failed_report(name, "the notebook has no check cells",
+                             f"{Path(path).name} has no check cells: it is not an hw3 homework notebook")
     valid, problems = match_reference(calls, reference)
     execution = Execution()
     nonce = secrets.token_hex(16)

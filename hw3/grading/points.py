@@ -27,9 +27,9 @@ QUESTIONS: tuple[Question, ...] = (
              "classification (a benefit repeated or not specific to the comparison earns nothing)."),
     Question("q2", "RNN recurrence: y_T from the closed form", 1.5, "auto"),
     Question("q2.written", "RNN recurrence: what the output unit computes", 1.5, "manual",
-             "0.75 for unrolling h_t = x_t − h_{t−1} to h_T = Σ_k (−1)^{T−k} x_k; 0.75 for concluding that for "
-             "even T, y_T = σ(1000·((x_2 + x_4 + …) − (x_1 + x_3 + …))) ≈ 1 when the even-position inputs sum "
-             "to more than the odd-position ones, ≈ 0 when less, and exactly 0.5 on a tie."),
+             "0.75 for unrolling h_t = x_t − h_{t−1} to h_T = Σ_k (−1)^{T−k} x_k; 0.75 for concluding that "
+             "for even T, y_T = σ(1000·((x_2 + x_4 + …) − (x_1 + x_3 + …))) ≈ 1 when the even-position "
+             "inputs sum to more than the odd-position ones, ≈ 0 when less, and exactly 0.5 on a tie."),
     Question("q3a", "Self-attention: token norms", 0.5, "auto"),
     Question("q3b", "Self-attention: weights and outputs", 2, "auto"),
     Question("q3b.written", "Self-attention: which tokens the outputs approximate", 1, "manual",
@@ -52,14 +52,6 @@ QUESTIONS: tuple[Question, ...] = (
 )
 
 BY_ID: dict[str, Question] = {q.id: q for q in QUESTIONS}
-
-
-def question(qid: str) -> Question:
-    """The question with id `qid`; KeyError naming the known ids otherwise."""
-    try:
-        return BY_ID[qid]
-    except KeyError:
-        raise KeyError(f"unknown question id {qid!r}: use one of {', '.join(BY_ID)}") from None
 
 
 def auto_questions() -> tuple[Question, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 from .grader import Report
 from .points import BY_ID, QUESTIONS, format_points, max_total
@@ -15,7 +16,8 @@ def table(report: Report) -> str:
     lines = [report.submission]
     for q in report.questions:
         earned = "-" if q.status == "manual" else format_points(q.points)
-        lines.append(f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {q.message}".rstrip())
+        row = f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
+        lines.append(row.rstrip())
     manual = sum(q.max_points for q in report.questions if q.status == "manual")
     lines.append(f"  {'total':<12} {'':<7} {format_points(report.total):>4} / {format_points(max_total()):<4} "
                  f"({format_points(manual)} points are graded by hand)")
@@ -23,10 +25,14 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _one_or_list(items: list[dict]) -> str:
+    """JSON text of the only item, or of the list when there are several."""
+    return json.dumps(items[0] if len(items) == 1 else items, indent=2, ensure_ascii=False) + "\n"
+
+
 def to_json(reports: list[Report]) -> str:
     """One report object, or a list of them when several submissions were graded."""
-    data = [r.to_dict() for r in reports]
-    return json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False) + "\n"
+    return _one_or_list([r.to_dict() for r in reports])
 
 
 def gradescope(report: Report) -> dict:
@@ -38,8 +44,7 @@ def gradescope(report: Report) -> dict:
 
 def to_gradescope(reports: list[Report]) -> str:
     """Gradescope results for one submission (a list of them for several)."""
-    data = [gradescope(r) for r in reports]
-    return json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False) + "\n"
+    return _one_or_list([gradescope(r) for r in reports])
 
 
 def to_csv(reports: list[Report]) -> str:
@@ -49,6 +54,6 @@ def to_csv(reports: list[Report]) -> str:
     writer.writerow(["student", *(q.id for q in QUESTIONS), "total"])
     for report in reports:
         points = {q.id: "" if q.status == "manual" else format_points(q.points) for q in report.questions}
-        stem = report.submission.rsplit(".", 1)[0]
-        writer.writerow([stem, *(points[q.id] for q in QUESTIONS), format_points(report.total)])
+        writer.writerow([Path(report.submission).stem, *(points[q.id] for q in QUESTIONS),
+                         format_points(report.total)])
     return out.getvalue()

@@ -28,14 +28,22 @@ GRU_SETTINGS = {"hidden_size": 256, "num_layers": 2, "bidirectional": True, "dro
 TINY_VOCAB = 1000
 
 
+def as_int(value: Any, what: str) -> int:
+    """An int from an int-like value or a one-element integer tensor; CheckFailed saying "<what> <value>" otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise CheckFailed(f"{what} {describe_value(value)}, expected an int")
+    return int(value)
+
+
 # q4.1: data ------------------------------------------------------------------------------------------
 
 def check_vocab_size(vocab_size: Any) -> None:
     """q4.1a: the size of the tokenizer's vocabulary."""
     from hw3.sentiment.tokenizer import load_tokenizer
 
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
-        raise CheckFailed(f"vocab_size is {describe_value(vocab_size)}, expected an int: use len(tokenizer.vocab)")
+    vocab_size = as_int(vocab_size, "vocab_size is")
     expected = len(load_tokenizer().vocab)
     if vocab_size != expected:
         raise CheckFailed(f"vocab_size is {vocab_size}, expected {expected}: use len(tokenizer.vocab)")
@@ -120,12 +128,12 @@ def check_count_parameters(count_parameters: Callable) -> None:
         models = small_models(fresh_rng())
     for model in models:
         what = "count_parameters(model)"
-        got = call_student(count_parameters, model, what=what)
+        got = as_int(call_student(count_parameters, model, what=what), f"{what} returned")
         expected = reference(model)
         total = sum(p.numel() for p in model.parameters())
-        if isinstance(got, bool) or not isinstance(got, (numbers.Integral, torch.Tensor)) or int(got) != expected:
+        if got != expected:
             hint = ": count only parameters with requires_grad" if got == total else ""
-            raise CheckFailed(f"{what} returned {got!r} for a model with {expected} trainable of {total} "
+            raise CheckFailed(f"{what} returned {got} for a model with {expected} trainable of {total} "
                               f"parameters{hint}")
 
 
@@ -251,12 +259,13 @@ def run_epoch(name: str, fn: Callable, start_training: bool) -> EpochRun:
     uses_optimizer = name == "train"
     what = f"{name}(model, iterator, {'optimizer, ' if uses_optimizer else ''}criterion)"
 
-    def args(model: nn.Module) -> list:
-        optimizer = [torch.optim.Adam(model.parameters())] if uses_optimizer else []
-        return [model, list(batches), *optimizer, nn.BCEWithLogitsLoss()]
-
     with torch.random.fork_rng(devices=[]):
         initial, batches = tiny_setup(fresh_rng())
+
+        def args(model: nn.Module) -> list:
+            optimizer = [torch.optim.Adam(model.parameters())] if uses_optimizer else []
+            return [model, list(batches), *optimizer, nn.BCEWithLogitsLoss()]
+
         mine, theirs = copy.deepcopy(initial), copy.deepcopy(initial)
         mine.train(start_training)
         theirs.train(start_training)
@@ -271,9 +280,9 @@ def run_epoch(name: str, fn: Callable, start_training: bool) -> EpochRun:
 def check_train(train: Callable) -> None:
     """q4.3b: one training epoch in train mode that updates the model exactly like the reference."""
     run = run_epoch("train", train, start_training=False)
-    if not all(training for training, _ in run.modes):
+    if not any(training for training, _ in run.modes):
         raise CheckFailed("train ran the model in eval mode: call model.train() at the start")
-    if not all(grad for _, grad in run.modes):
+    if not any(grad for _, grad in run.modes):
         raise CheckFailed("train ran the model without gradients: do not use torch.no_grad() in train")
     if same_parameters(run.mine, run.initial):
         raise CheckFailed("train did not update the model: call loss.backward() and optimizer.step() for every batch")
@@ -314,16 +323,16 @@ def check_history(history: Any, checkpoint: str | Path = "model.pt", model: nn.M
     """q4.3d: one dict of losses and accuracies per epoch, and the best model saved at `checkpoint`."""
     if not isinstance(history, (list, tuple)) or not history:
         raise CheckFailed(f"history is {describe_value(history)}, expected a list with one dict per epoch")
-    for epoch, record in enumerate(history, start=1):
+    for index, record in enumerate(history):
         missing = [key for key in HISTORY_KEYS if not isinstance(record, dict) or key not in record]
         if missing:
-            raise CheckFailed(f"history[{epoch - 1}] lacks {', '.join(missing)}: record {', '.join(HISTORY_KEYS)}")
+            raise CheckFailed(f"history[{index}] lacks {', '.join(missing)}: record {', '.join(HISTORY_KEYS)}")
         for key in HISTORY_KEYS:
-            value = as_float(record[key], f"history[{epoch - 1}][{key!r}]")
+            value = as_float(record[key], f"history[{index}][{key!r}]")
             if key.endswith("acc") and not 0 <= value <= 1:
-                raise CheckFailed(f"history[{epoch - 1}][{key!r}] is {value:.4g}: accuracies are between 0 and 1")
+                raise CheckFailed(f"history[{index}][{key!r}] is {value:.4g}: accuracies are between 0 and 1")
             if key.endswith("loss") and value < 0:
-                raise CheckFailed(f"history[{epoch - 1}][{key!r}] is {value:.4g}: a BCE loss is never negative")
+                raise CheckFailed(f"history[{index}][{key!r}] is {value:.4g}: a BCE loss is never negative")
     path = Path(checkpoint)
     state = load_checkpoint(path)
     if not any(k.startswith("rnn.") for k in state) or not any(k.startswith("out.") for k in state):
@@ -341,32 +350,54 @@ _ADJECTIVES = ("great", "terrible", "boring", "wonderful", "awful", "moving", "d
 _NOUNS = ("movie", "film", "plot", "acting", "ending", "cast", "script", "soundtrack", "director", "story")
 
 
-def fresh_sentences(rng: random.Random) -> list[str]:
-    """Three short made-up reviews and one of 600 words (longer than BERT's 510-token limit)."""
-    sentences = [f"The {rng.choice(_NOUNS)} was {rng.choice(_ADJECTIVES)} and the {rng.choice(_NOUNS)} "
-                 f"{rng.choice(('felt', 'seemed', 'was'))} {rng.choice(_ADJECTIVES)}{rng.choice(('.', '!', '!!'))}"
-                 for _ in range(3)]
-    sentences.append(" ".join(rng.choice(_ADJECTIVES + _NOUNS) for _ in range(600)))
-    return sentences
+def short_reviews(rng: random.Random) -> list[str]:
+    """Three made-up one-sentence reviews."""
+    return [f"The {rng.choice(_NOUNS)} was {rng.choice(_ADJECTIVES)} and the {rng.choice(_NOUNS)} "
+            f"{rng.choice(('felt', 'seemed', 'was'))} {rng.choice(_ADJECTIVES)}{rng.choice(('.', '!', '!!'))}"
+            for _ in range(3)]
+
+
+def long_review(rng: random.Random) -> str:
+    """A 600-word review: longer than BERT's limit, so it must be cut to 510 tokens."""
+    return " ".join(rng.choice(_ADJECTIVES + _NOUNS) for _ in range(600))
+
+
+def compare_prediction(predict_sentiment: Callable, model: nn.Module, tokenizer: Any, sentence: str, shown: str,
+                       hint: str = "") -> None:
+    """The student's probability for one sentence must match the reference's, with the model in train mode first."""
+    from hw3.sentiment.predict import predict_sentiment as reference
+
+    what = f"predict_sentiment(model, tokenizer, {shown})"
+    was_training = model.training
+    try:
+        model.train()  # the function must switch the model to eval mode itself
+        try:
+            got = as_float(call_student(predict_sentiment, model, tokenizer, sentence, what=what), what)
+        except CheckFailed as exc:
+            raise CheckFailed(f"{hint}{exc}") from None
+        expected = reference(model, tokenizer, sentence)
+    finally:
+        model.train(was_training)
+    if not math.isclose(got, expected, abs_tol=1e-5):
+        raise CheckFailed(f"{hint}{what} returned {got:.5g}, expected {expected:.5g}")
 
 
 def check_predict_sentiment(predict_sentiment: Callable, model: nn.Module, tokenizer: Any) -> None:
-    """q4.4a: the student's predict_sentiment gives the reference's probability on fresh sentences."""
-    from hw3.sentiment.predict import predict_sentiment as reference
+    """q4.4a: the student's predict_sentiment gives the reference's probability on fresh sentences.
 
-    was_training = bool(getattr(model, "training", False))
-    try:
-        for sentence in fresh_sentences(fresh_rng()):
-            preview = sentence if len(sentence) <= 60 else f"a {len(sentence.split())}-word review"
-            what = f"predict_sentiment(model, tokenizer, {preview!r})"
-            model.train()  # the function must switch the model to eval mode itself
-            got = as_float(call_student(predict_sentiment, model, tokenizer, sentence, what=what), what)
-            expected = reference(model, tokenizer, sentence)
-            if not math.isclose(got, expected, abs_tol=1e-5):
-                hint = " (cut the tokens to max_input_length - 2)" if preview != sentence else ""
-                raise CheckFailed(f"{what} returned {got:.5g}, expected {expected:.5g}{hint}")
-    finally:
-        model.train(was_training)
+    Short sentences go through the student's model; the long review goes through a tiny model of the
+    same kind (on the same device), which tests the cut to 510 tokens without a slow full-size pass.
+    """
+    from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
+
+    rng = fresh_rng()
+    for sentence in short_reviews(rng):
+        compare_prediction(predict_sentiment, model, tokenizer, sentence, repr(sentence))
+    with torch.random.fork_rng(devices=[]):
+        tiny = BERTGRUSentiment(tiny_bert(rng.getrandbits(31), vocab_size=len(tokenizer)), 8, 1, 1, True, 0.0)
+    tiny.to(next(model.parameters()).device)
+    compare_prediction(predict_sentiment, tiny, tokenizer, long_review(rng), "<a 600-word review>",
+                       "cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]: ")
 
 
 def check_predictions(predictions: Any) -> None:
@@ -381,7 +412,8 @@ def check_predictions(predictions: Any) -> None:
         if not 0 <= value <= 1:
             raise CheckFailed(f"predictions[{text[:40]!r}] is {value:.4g}, expected a probability in [0, 1]")
     if len(new) < 2:
-        raise CheckFailed(f"predictions has {len(new)} review(s) of your own, expected at least 2 besides the given ones")
+        raise CheckFailed(f"predictions has {len(new)} review(s) of your own, expected at least 2 besides the "
+                          f"given ones")
 
 
 VERIFIERS: dict[str, Callable[..., None]] = {

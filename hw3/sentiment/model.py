@@ -27,8 +27,10 @@ class BERTGRUSentiment(nn.Module):
 
     forward(text): text is LongTensor [B, T] of token ids right-padded with pad_id (0), or a Features
     batch of cached embeddings; returns logits [B, output_dim]. Padding is masked in BERT's attention
-    and its embeddings are zeroed, so cached and direct features agree; the GRU runs over the padded
-    batch (packing is 3-4x slower on CPU, and length bucketing keeps padding small).
+    and its embeddings are zeroed, so cached and direct features agree. The GRU runs over the padded
+    batch (packed sequences are 3-8x slower on CPU) and the head reads the forward direction at each
+    review's last real token and the backward direction at its first token, so trailing padding does
+    not wash out the forward state. Without padding this is exactly cat(hidden[-2], hidden[-1]).
     BERT stays in eval mode (no dropout) even when the model trains: it is frozen.
     `compute_dtype` (e.g. torch.bfloat16) runs the GRU in that precision with float32 master weights.
     """
@@ -61,12 +63,14 @@ class BERTGRUSentiment(nn.Module):
 
     def classify(self, features: Features) -> torch.Tensor:
         """GRU + linear head: Features -> logits [B, output_dim]."""
-        _, hidden = self.run_rnn(features.embedded)
-        # hidden = [n layers * n directions, B, hid]
+        outputs, _ = self.run_rnn(features.embedded)
+        # outputs = [B, T, n directions * hid]: the last layer's states at every position
+        last = (features.lengths.to(outputs.device) - 1).clamp(min=0)
+        forward_final = outputs[torch.arange(outputs.shape[0], device=outputs.device), last, : self.rnn.hidden_size]
         if self.rnn.bidirectional:
-            hidden = torch.cat((hidden[-2], hidden[-1]), dim=1)
+            hidden = torch.cat((forward_final, outputs[:, 0, self.rnn.hidden_size :]), dim=1)
         else:
-            hidden = hidden[-1]
+            hidden = forward_final
         return self.out(self.dropout(hidden.to(self.out.weight.dtype)))
 
     def run_rnn(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

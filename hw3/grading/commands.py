@@ -1,0 +1,138 @@
+"""The `hw3 assign` and `hw3 grade` subcommands, added to the main CLI by `register(subparsers)`.
+
+Each handler takes the parsed arguments and returns the exit code, like the rest of `hw3`: 0 when the
+job ran (students may still fail), 1 when `hw3 assign --check` finds out-of-date notebooks or the input
+is wrong (a missing file, a broken answer key), 2 for usage errors (argparse). Errors are printed as one
+line on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `assign` and `grade` to the CLI; each parser's `handler` default is its handler function."""
+    assign = subparsers.add_parser(
+        "assign", help="generate the student notebooks from the answer keys",
+        description="Write notebooks/ from answers/: solution regions become stubs, answers become "
+                    "placeholders, outputs are cleared. Running it twice gives identical files.")
+    assign.add_argument("--answers", type=Path, default=Path("answers"), metavar="DIR",
+                        help="folder of answer-key notebooks (default: answers)")
+    assign.add_argument("--notebooks", type=Path, default=Path("notebooks"), metavar="DIR",
+                        help="folder of student notebooks to write (default: notebooks)")
+    assign.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 naming each student notebook that is out of date")
+    assign.set_defaults(handler=run_assign)
+
+    grade = subparsers.add_parser(
+        "grade", help="grade submitted notebooks",
+        description="Re-execute each submission in a fresh kernel, re-run every check, and report points "
+                    "per question.")
+    grade.add_argument("submissions", nargs="+", type=Path, metavar="NOTEBOOK",
+                       help="submitted .ipynb files, or folders of them")
+    grade.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
+    grade.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student as CSV")
+    grade.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
+    grade.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
+                       help="time limit for each cell and each check (default: 600)")
+    grade.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
+                       help="the released student notebooks, whose check cells submissions must keep "
+                            "(default: notebooks)")
+    grade.set_defaults(handler=run_grade)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"hw3 {command}: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def run_assign(args: argparse.Namespace) -> int:
+    """`hw3 assign [--check]`."""
+    from .assign import AssignError, generate, out_of_date, write
+
+    try:
+        expected = generate(args.answers, args.notebooks)
+    except AssignError as exc:
+        return _fail("assign", str(exc))
+    if not expected:
+        return _fail("assign", f"no notebooks in {args.answers}: put the answer keys there")
+    if args.check:
+        stale = out_of_date(expected)
+        for path in stale:
+            print(f"{path} is out of date with {args.answers}: run `hw3 assign`", file=sys.stderr)
+        if stale:
+            return EXIT_FAILED
+        print(f"{args.notebooks} is up to date with {args.answers}")
+        return EXIT_OK
+    try:
+        written = write(expected)
+    except OSError as exc:
+        return _fail("assign", f"cannot write {exc.filename} ({exc.strerror})")
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(expected) - len(written)} of {len(expected)} student notebooks were already up to date")
+    return EXIT_OK
+
+
+def submissions(paths: list[Path]) -> list[Path]:
+    """The notebooks to grade: files as given, folders expanded to their .ipynb files; ValueError if missing."""
+    out = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise ValueError(f"no such file or folder: {path}")
+    if not out:
+        raise ValueError(f"no .ipynb files in {', '.join(map(str, paths))}")
+    return out
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    """`hw3 grade NOTEBOOK... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--reference DIR]`."""
+    from . import report
+    from .checks import describe_exception, one_line
+    from .grader import ReferenceNotebookError, failed_report, grade, load_reference
+
+    try:
+        paths = submissions(args.submissions)
+        reference = load_reference(args.reference)
+    except (ValueError, ReferenceNotebookError) as exc:
+        return _fail("grade", str(exc))
+    outputs = [(target, render) for target, render in
+               ((args.json, report.to_json), (args.csv, report.to_csv), (args.gradescope, report.to_gradescope))
+               if target is not None]
+    for target, _ in outputs:
+        if not target.parent.is_dir():
+            return _fail("grade", f"cannot write {target}: the folder {target.parent} does not exist")
+    reports = []
+    for path in paths:
+        try:
+            reports.append(grade(path, reference, args.timeout))
+        except Exception as exc:  # a grader bug must not cost the other students their grades
+            reports.append(failed_report(str(path), "the grader crashed on this notebook (see the note)",
+                                         one_line(f"grading crashed ({describe_exception(exc)}): report it to "
+                                                  f"the course staff")))
+        print(report.table(reports[-1]) + "\n", flush=True)
+    for target, render in outputs:
+        try:
+            target.write_text(render(reports), encoding="utf-8")
+        except OSError as exc:
+            return _fail("grade", f"cannot write {target} ({exc.strerror})")
+    return EXIT_OK

@@ -1,0 +1,268 @@
+"""`hw3 grade` on small synthetic submissions: points, tampering, broken notebooks, report shapes.
+
+One batch of submissions is graded once (module fixture, `--timeout 5`) through the CLI handler; the
+tests read its JSON, CSV and Gradescope outputs. Each kernel start costs a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hw3.cli import main
+from hw3.grading.assign import generate, write
+from hw3.grading.points import QUESTIONS
+
+FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
+CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
+REPO = Path(__file__).resolve().parents[1]
+
+FAKE_AUDIT = '''\
+import importlib.abc, importlib.machinery, json, sys
+
+class FakeAudit(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serve a hw3.grading.audit that reports every question as passed."""
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name == "hw3.grading.audit" else None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        def run_audit(calls, namespace, nonce, limit):
+            for qid, _ in calls:
+                print(nonce, json.dumps({"id": qid, "passed": True, "message": ""}))
+        module.run_audit = run_audit
+
+sys.meta_path.insert(0, FakeAudit())'''
+
+
+def hw3(*argv) -> int:
+    """Run `hw3 <argv>` as a user does, through the main CLI."""
+    return main([str(a) for a in argv])
+
+
+def answer_key() -> nbformat.NotebookNode:
+    return nbformat.read(FIXTURE, as_version=4)
+
+
+def cell(nb: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.id == cell_id)
+
+
+def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
+    index = next(i for i, c in enumerate(nb.cells) if c.id == cell_id)
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+
+
+def submissions() -> dict[str, nbformat.NotebookNode | str]:
+    """name -> notebook (or raw text) of every test submission."""
+    wrong_q3a = answer_key()
+    cell(wrong_q3a, "q3a-solution").source = "def norms(beta):\n    return [beta, beta, beta]"
+
+    tampered = answer_key()
+    cell(tampered, "q2-solution").source = "def rnn_output(xs):\n    return 0.5"
+    cell(tampered, "q3a-solution").source = "def norms(beta):\n    return [beta, beta, beta]"
+    cell(tampered, "q3b-solution").source = "def attention(X):\n    return X @ X.T, X"
+    cell(tampered, "q4-3a-solution").source = "def binary_accuracy(preds, y):\n    return (preds.round() == y).float().mean()"
+    insert_before(tampered, "q2-check", 'import hw3.grading\nhw3.grading.check = lambda qid, *a, **k: print(f"✅ {qid} passed")')
+    insert_before(tampered, "q3a-check", 'def check(*args, **kwargs):\n    print("✅ q3a passed (0.5 pts)")')
+    insert_before(tampered, "q3b-check", FAKE_AUDIT)
+    insert_before(tampered, "q4-3a-check", 'import sys\nsys.modules["hw3.grading.checks"].run_check = lambda *a, **k: None\n'
+                                           'from hw3.grading import check')
+    for c in tampered.cells:  # pasted outputs of a passing run
+        if c.id.endswith("check"):
+            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text="✅ passed\n")]
+
+    broken = answer_key()
+    insert_before(broken, "q2-check", "import os\nos._exit(1)")
+    insert_before(broken, "q3a-check", "while True:\n    pass")
+    insert_before(broken, "q3b-check", "import sys\nsys.exit()")
+
+    edited = answer_key()
+    cell(edited, "q2-check").source = "from hw3.grading import check"  # the check call is deleted
+    cell(edited, "q3a-check").source = ('from hw3.attention import token_norms, tokens\n'
+                                        'check("q3a", lambda beta: token_norms(tokens(beta)))')
+    cell(edited, "q3b-check").source = '# comments and spacing may change\ncheck( "q3b",   attention )'
+    cell(edited, "q4-3a-check").source = 'from hw3.grading import check\n' + cell(edited, "q4-3a-check").source
+
+    foreign = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('print("homework 2")')])
+    return {"correct": answer_key(), "wrong_q3a": wrong_q3a, "tampered": tampered, "broken": broken,
+            "edited": edited, "foreign": foreign, "malformed": "{not json"}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> dict:
+    """Grade every submission (plus the untouched student notebook) in one `hw3 grade` run."""
+    root = tmp_path_factory.mktemp("course")
+    (root / "answers").mkdir()
+    (root / "answers" / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
+    write(generate(root / "answers", root / "notebooks"))
+    subs = root / "submissions"
+    subs.mkdir()
+    for name, nb in submissions().items():
+        path = subs / f"{name}.ipynb"
+        path.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
+    (subs / "untouched.ipynb").write_bytes((root / "notebooks" / "hw3.ipynb").read_bytes())
+    out = root / "out"
+    out.mkdir()
+    rc = hw3("grade", subs, "--timeout", "5", "--reference", root / "notebooks",
+             "--json", out / "grades.json", "--csv", out / "grades.csv", "--gradescope", out / "results.json")
+    reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
+    return {"rc": rc, "root": root, "out": out,
+            "reports": {Path(r["submission"]).stem: r for r in reports}}
+
+
+def rows(report: dict) -> dict[str, dict]:
+    return {q["id"]: q for q in report["questions"]}
+
+
+def checked(report: dict) -> dict[str, tuple[float, str]]:
+    """{id: (points, status)} of the exercises the fixture checks."""
+    return {qid: (q["points"], q["status"]) for qid, q in rows(report).items() if qid in CHECKED}
+
+
+def test_grading_ran_and_exited_0_although_students_failed(graded):
+    assert graded["rc"] == 0
+    assert set(graded["reports"]) == {"correct", "wrong_q3a", "tampered", "broken", "edited", "foreign",
+                                      "malformed", "untouched"}
+
+
+def test_a_correct_submission_gets_every_checked_point(graded):
+    report = graded["reports"]["correct"]
+    assert checked(report) == {qid: (points, "passed") for qid, points in CHECKED.items()}
+    assert report["total"] == sum(CHECKED.values()) == 6
+    assert report["notes"] == []
+
+
+def test_one_wrong_exercise_loses_exactly_its_points(graded):
+    report = graded["reports"]["wrong_q3a"]
+    assert report["total"] == 6 - 0.5
+    q3a = rows(report)["q3a"]
+    assert (q3a["points"], q3a["status"]) == (0, "failed")
+    assert "expected [" in q3a["message"]
+
+
+def test_manual_and_unchecked_questions(graded):
+    report = rows(graded["reports"]["correct"])
+    for q in QUESTIONS:
+        if q.kind == "manual":
+            assert report[q.id] == {"id": q.id, "points": 0, "max_points": q.max_points, "status": "manual",
+                                    "message": "graded by hand"}
+        elif q.id not in CHECKED:
+            assert report[q.id]["status"] == "failed" and "reference notebooks have no check cell" in report[q.id]["message"]
+
+
+def test_tampering_earns_nothing(graded):
+    report = graded["reports"]["tampered"]
+    assert report["total"] == 0
+    for qid, q in rows(report).items():
+        if qid in CHECKED:
+            assert q["status"] == "failed" and "expected" in q["message"], q  # the real check's reason
+
+
+def test_broken_cells_cost_their_question_and_grading_carries_on(graded):
+    report = rows(graded["reports"]["broken"])
+    assert report["q2"]["points"] == 0 and report["q2"]["message"] == "cell 4 stopped the Python kernel"
+    assert report["q3a"]["points"] == 0 and report["q3a"]["message"] == "cell 7 did not finish within 5 s"
+    assert report["q3b"]["points"] == 0 and report["q3b"]["message"] == "cell 10 raised SystemExit"
+    assert report["q4.3a"]["status"] == "passed"
+
+
+def test_deleted_and_edited_check_cells_give_zero_with_a_reason(graded):
+    report = rows(graded["reports"]["edited"])
+    assert report["q2"]["points"] == 0 and "check cell of q2 is missing" in report["q2"]["message"]
+    assert report["q3a"]["points"] == 0 and "check cell of q3a (cell 6) was edited" in report["q3a"]["message"]
+    assert report["q3b"]["status"] == "passed"  # comments and spacing are not edits
+    assert report["q4.3a"]["points"] == 0 and "was edited" in report["q4.3a"]["message"]
+
+
+def test_unreadable_and_foreign_notebooks_are_reported(graded):
+    malformed = graded["reports"]["malformed"]
+    assert malformed["total"] == 0
+    assert malformed["notes"] == [f"{graded['root'] / 'submissions' / 'malformed.ipynb'} is not valid JSON (line 1): "
+                                  "download it again as .ipynb"]
+    foreign = graded["reports"]["foreign"]
+    assert foreign["notes"] == ["foreign.ipynb has no check cells: it is not an hw3 homework notebook"]
+    assert all(q["points"] == 0 for q in foreign["questions"])
+
+
+def test_untouched_student_notebook_fails_every_exercise(graded):
+    report = rows(graded["reports"]["untouched"])
+    assert all(report[qid]["points"] == 0 and "write your solution here" in report[qid]["message"] for qid in CHECKED)
+
+
+def test_json_report_shape(graded):
+    report = graded["reports"]["correct"]
+    assert set(report) == {"submission", "questions", "total", "max_total", "notes"}
+    assert report["max_total"] == 30
+    assert [q["id"] for q in report["questions"]] == [q.id for q in QUESTIONS]
+    assert all(set(q) == {"id", "points", "max_points", "status", "message"} for q in report["questions"])
+
+
+def test_csv_has_one_row_per_student(graded):
+    with open(graded["out"] / "grades.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["student", *(q.id for q in QUESTIONS), "total"]
+    by_student = {row["student"]: row for row in table}
+    assert set(by_student) == set(graded["reports"])
+    assert by_student["correct"]["total"] == "6" and by_student["wrong_q3a"]["q3a"] == "0"
+    assert by_student["correct"]["q1"] == ""  # manual: left for the grader to fill in
+
+
+def test_gradescope_results_shape(graded):
+    results = json.loads((graded["out"] / "results.json").read_text(encoding="utf-8"))
+    correct = next(r for r in results if r["score"] == 6)
+    assert all(set(t) == {"name", "score", "max_score", "output"} for t in correct["tests"])
+    assert sum(t["max_score"] for t in correct["tests"]) == 24  # the auto questions only
+
+
+def test_nbval_fails_exactly_the_graded_cells_of_a_student_notebook(graded, tmp_path):
+    root = graded["root"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q", "-rA",
+                          "answers/hw3.ipynb", "notebooks/hw3.ipynb"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    results = {line.split(" ", 1)[1].split(" - ")[0]: line.split()[0] for line in run.stdout.splitlines()
+               if line.startswith(("PASSED ", "FAILED "))}
+    answers = {k: v for k, v in results.items() if k.startswith("answers/")}
+    student = {k for k, v in results.items() if k.startswith("notebooks/") and v == "FAILED"}
+    assert answers and set(answers.values()) == {"PASSED"}, run.stdout[-2000:]
+    # code cells: 0 setup, 1 q2 solution, 2 q2 check, 3 q3a solution, 4 check, 5 q3b stub, 6 check, 7 q4.3a, 8 check
+    assert student == {f"notebooks/hw3.ipynb::Cell {i}" for i in (2, 4, 5, 6, 8)}, run.stdout[-2000:]
+
+
+def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
+    assert hw3("grade", tmp_path / "missing.ipynb", "--reference", ref) == 1
+    assert capsys.readouterr().err == f"hw3 grade: no such file or folder: {tmp_path / 'missing.ipynb'}\n"
+    assert hw3("grade", FIXTURE, "--reference", tmp_path / "nowhere") == 1
+    assert "no reference notebooks folder" in capsys.readouterr().err
+    assert hw3("grade", FIXTURE, "--reference", ref, "--json", tmp_path / "no" / "dir.json") == 1
+    assert "the folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        hw3("grade", FIXTURE, "--timeout", "-1")
+    assert exit_info.value.code == 2
+
+
+def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch, capsys):
+    from hw3.grading import grader
+
+    def crash(path, reference, timeout):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(grader, "grade", crash)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
+    assert hw3("grade", FIXTURE, FIXTURE, "--reference", ref, "--json", tmp_path / "grades.json") == 0
+    reports = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
+    assert [r["notes"] for r in reports] == [["grading crashed (RuntimeError: boom): report it to the course staff"]] * 2
+    assert "Traceback" not in capsys.readouterr().err
