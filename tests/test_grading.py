@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from hw3.cli import main
-from hw3.grading.assign import generate, write
+from hw3.grading.assign import generate, render, student_notebook, write
 from hw3.grading.points import QUESTIONS
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
@@ -60,10 +60,19 @@ def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
     nb.cells.insert(index, nbformat.v4.new_code_cell(source))
 
 
+def generated_cell(cell_id: str) -> str:
+    """The source of a cell of the student notebook that `hw3 assign` makes from the fixture."""
+    nb = json.loads(render(student_notebook(json.loads(FIXTURE.read_text(encoding="utf-8")))))
+    return "".join(next(c for c in nb["cells"] if c["id"] == cell_id)["source"])
+
+
 def submissions() -> dict[str, nbformat.NotebookNode | str]:
     """name -> notebook (or raw text) of every test submission."""
     wrong_q3a = answer_key()
     cell(wrong_q3a, "q3a-solution").source = "def norms(beta):\n    return [beta, beta, beta]"
+
+    unsolved_q2 = answer_key()  # q2 left as released: its demo cell fails too, but that must not cost q3a
+    cell(unsolved_q2, "q2-solution").source = generated_cell("q2-solution")
 
     tampered = answer_key()
     cell(tampered, "q2-solution").source = "def rnn_output(xs):\n    return 0.5"
@@ -92,7 +101,8 @@ def submissions() -> dict[str, nbformat.NotebookNode | str]:
     cell(edited, "q4-3a-check").source = 'from hw3.grading import check\n' + cell(edited, "q4-3a-check").source
 
     foreign = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('print("homework 2")')])
-    return {"correct": answer_key(), "wrong_q3a": wrong_q3a, "tampered": tampered, "broken": broken,
+    return {"correct": answer_key(), "wrong_q3a": wrong_q3a, "unsolved_q2": unsolved_q2, "tampered": tampered,
+            "broken": broken,
             "edited": edited, "foreign": foreign, "malformed": "{not json"}
 
 
@@ -111,7 +121,7 @@ def graded(tmp_path_factory) -> dict:
     (subs / "untouched.ipynb").write_bytes((root / "notebooks" / "hw3.ipynb").read_bytes())
     out = root / "out"
     out.mkdir()
-    rc = hw3("grade", subs, "--timeout", "5", "--reference", root / "notebooks",
+    rc = hw3("grade", *sorted(subs.iterdir()), "--timeout", "5", "--reference", root / "notebooks",
              "--json", out / "grades.json", "--csv", out / "grades.csv", "--gradescope", out / "results.json")
     reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
     return {"rc": rc, "root": root, "out": out,
@@ -129,8 +139,8 @@ def checked(report: dict) -> dict[str, tuple[float, str]]:
 
 def test_grading_ran_and_exited_0_although_students_failed(graded):
     assert graded["rc"] == 0
-    assert set(graded["reports"]) == {"correct", "wrong_q3a", "tampered", "broken", "edited", "foreign",
-                                      "malformed", "untouched"}
+    assert set(graded["reports"]) == {"correct", "wrong_q3a", "unsolved_q2", "tampered", "broken", "edited",
+                                      "foreign", "malformed", "untouched"}
 
 
 def test_a_correct_submission_gets_every_checked_point(graded):
@@ -146,6 +156,17 @@ def test_one_wrong_exercise_loses_exactly_its_points(graded):
     q3a = rows(report)["q3a"]
     assert (q3a["points"], q3a["status"]) == (0, "failed")
     assert "expected [" in q3a["message"]
+
+
+def test_an_unsolved_exercise_costs_only_its_own_points(graded):
+    report = graded["reports"]["unsolved_q2"]
+    assert checked(report) == {"q2": (0, "failed"), "q3a": (0.5, "passed"), "q3b": (2, "passed"),
+                               "q4.3a": (2, "passed")}
+    assert rows(report)["q2"]["message"].endswith("raised NotImplementedError: q2: write your solution here")
+    # the failing check cell and demo cell are as released: reported, but they cost q3a nothing
+    check_cell, demo_cell = report["notes"]
+    assert check_cell.startswith("cell 4 raised CheckFailed: rnn_output([")
+    assert demo_cell == "cell 5 raised NotImplementedError: q2: write your solution here"
 
 
 def test_manual_and_unchecked_questions(graded):
@@ -169,15 +190,15 @@ def test_tampering_earns_nothing(graded):
 def test_broken_cells_cost_their_question_and_grading_carries_on(graded):
     report = rows(graded["reports"]["broken"])
     assert report["q2"]["points"] == 0 and report["q2"]["message"] == "cell 4 stopped the Python kernel"
-    assert report["q3a"]["points"] == 0 and report["q3a"]["message"] == "cell 7 did not finish within 5 s"
-    assert report["q3b"]["points"] == 0 and report["q3b"]["message"] == "cell 10 raised SystemExit"
+    assert report["q3a"]["points"] == 0 and report["q3a"]["message"] == "cell 8 did not finish within 5 s"
+    assert report["q3b"]["points"] == 0 and report["q3b"]["message"] == "cell 11 raised SystemExit"
     assert report["q4.3a"]["status"] == "passed"
 
 
 def test_deleted_and_edited_check_cells_give_zero_with_a_reason(graded):
     report = rows(graded["reports"]["edited"])
     assert report["q2"]["points"] == 0 and "check cell of q2 is missing" in report["q2"]["message"]
-    assert report["q3a"]["points"] == 0 and "check cell of q3a (cell 6) was edited" in report["q3a"]["message"]
+    assert report["q3a"]["points"] == 0 and "check cell of q3a (cell 7) was edited" in report["q3a"]["message"]
     assert report["q3b"]["status"] == "passed"  # comments and spacing are not edits
     assert report["q4.3a"]["points"] == 0 and "was edited" in report["q4.3a"]["message"]
 
@@ -187,8 +208,9 @@ def test_unreadable_and_foreign_notebooks_are_reported(graded):
     assert malformed["total"] == 0
     assert malformed["notes"] == [f"{graded['root'] / 'submissions' / 'malformed.ipynb'} is not valid JSON (line 1): "
                                   "download it again as .ipynb"]
+    assert rows(malformed)["q2"]["message"] == "no usable notebook has the check cells of hw3.ipynb (see the notes)"
     foreign = graded["reports"]["foreign"]
-    assert foreign["notes"] == ["foreign.ipynb has no check cells: it is not an hw3 homework notebook"]
+    assert foreign["notes"] == ["foreign.ipynb has no check cells of the hw3 notebooks: it is not an hw3 homework notebook"]
     assert all(q["points"] == 0 for q in foreign["questions"])
 
 
@@ -233,8 +255,9 @@ def test_nbval_fails_exactly_the_graded_cells_of_a_student_notebook(graded, tmp_
     answers = {k: v for k, v in results.items() if k.startswith("answers/")}
     student = {k for k, v in results.items() if k.startswith("notebooks/") and v == "FAILED"}
     assert answers and set(answers.values()) == {"PASSED"}, run.stdout[-2000:]
-    # code cells: 0 setup, 1 q2 solution, 2 q2 check, 3 q3a solution, 4 check, 5 q3b stub, 6 check, 7 q4.3a, 8 check
-    assert student == {f"notebooks/hw3.ipynb::Cell {i}" for i in (2, 4, 5, 6, 8)}, run.stdout[-2000:]
+    # code cells: 0 setup, 1 q2 solution, 2 q2 check, 3 q2 demo (uses q2, so it fails too), 4 q3a solution,
+    # 5 check, 6 q3b stub, 7 check, 8 q4.3a solution, 9 check
+    assert student == {f"notebooks/hw3.ipynb::Cell {i}" for i in (2, 3, 5, 6, 7, 9)}, run.stdout[-2000:]
 
 
 def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, capsys):
@@ -250,6 +273,35 @@ def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         hw3("grade", FIXTURE, "--timeout", "-1")
     assert exit_info.value.code == 2
+
+
+def split_answer_key() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """The fixture as a homework in two notebooks: (q2, q3a) and (q3b, q4.3a)."""
+    first, second = answer_key(), answer_key()
+    cut = next(i for i, c in enumerate(first.cells) if c.id == "q3a-check") + 1
+    first.cells = first.cells[:cut]
+    second.cells = [nbformat.v4.new_code_cell("import torch\nfrom hw3.grading import check", id="setup-2"),
+                    *second.cells[cut:]]
+    return first, second
+
+
+def test_a_homework_in_several_notebooks_is_graded_per_student_folder(tmp_path):
+    first, second = split_answer_key()
+    (tmp_path / "answers").mkdir()
+    for folder in ("answers", "alice", "bob"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        nbformat.write(first, tmp_path / folder / "part1.ipynb")
+        if folder != "bob":
+            nbformat.write(second, tmp_path / folder / "part2.ipynb")
+    write(generate(tmp_path / "answers", tmp_path / "notebooks"))
+    assert hw3("grade", tmp_path / "alice", tmp_path / "bob", "--timeout", "20", "--reference",
+               tmp_path / "notebooks", "--json", tmp_path / "grades.json", "--csv", tmp_path / "grades.csv") == 0
+    alice, bob = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
+    assert checked(alice) == {qid: (points, "passed") for qid, points in CHECKED.items()}
+    assert checked(bob) == {"q2": (1.5, "passed"), "q3a": (0.5, "passed"), "q3b": (0, "failed"), "q4.3a": (0, "failed")}
+    assert rows(bob)["q3b"]["message"] == "not submitted: no notebook has the check cells of part2.ipynb"
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as f:
+        assert [(row["student"], row["total"]) for row in csv.DictReader(f)] == [("alice", "6"), ("bob", "2")]
 
 
 def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch, capsys):

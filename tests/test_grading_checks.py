@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -19,8 +21,8 @@ def outcome(capsys, qid: str, *args, **kwargs) -> str:
         failed = False
     except CheckFailed:
         failed = True
-    out = capsys.readouterr().out
-    assert out.endswith("\n") and out.count("\n") == 1, out
+    out, err = capsys.readouterr()
+    assert out.endswith("\n") and out.count("\n") == 1 and not err, (out, err)
     line = out.rstrip("\n")
     assert failed == line.startswith(f"❌ {qid}: "), line
     return line
@@ -71,8 +73,15 @@ def test_unknown_manual_and_misused_checks_fail_clearly(capsys, monkeypatch):
 
 # Q2 and Q3 ---------------------------------------------------------------------------------------------
 
+def noisy_rnn_output(xs):
+    print("debugging", xs)
+    print("more debugging", file=sys.stderr)
+    return rnn.closed_form(xs)
+
+
 def test_q2(capsys):
     passes(capsys, "q2", rnn.closed_form)
+    passes(capsys, "q2", noisy_rnn_output)  # still exactly one line
     passes(capsys, "q2", lambda xs: float(rnn.simulate(xs)[1][-1]))
     fails(capsys, "q2", lambda xs: float(torch.sigmoid(torch.tensor(1000.0 * sum(xs)))), reason="expected y_T =")
     fails(capsys, "q2", lambda xs: float(sum(xs[1::2]) > sum(xs[::2])), reason="expected y_T =")  # also wrong on ties

@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .notebook import cell_check_calls
+from .notebook import cell_check_calls, cell_source, notebook_paths
 from .points import BY_ID
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -68,10 +68,6 @@ def strip_answers(source: str) -> str:
     return text
 
 
-def _text(source: str | list[str]) -> str:
-    return "".join(source) if isinstance(source, list) else source
-
-
 def _like(original: str | list[str], text: str) -> str | list[str]:
     """`text` stored the way the original source was (one string or a list of lines)."""
     return text.splitlines(keepends=True) if isinstance(original, list) else text
@@ -84,7 +80,7 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
     for index in range(len(cells) - 1, -1, -1):
         cell = cells[index]
         if cell.get("cell_type") == "code":
-            calls = cell_check_calls(_text(cell.get("source", "")), index)
+            calls = cell_check_calls(cell_source(cell), index)
             for call in calls:
                 if call.qid not in BY_ID:
                     raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not in hw3/grading/points.py")
@@ -96,13 +92,12 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
 def student_cell(cell: dict, qid: str | None) -> dict:
     """The student version of one answer-key cell (a new dict; the input is not changed)."""
     out = dict(cell)
-    source = cell.get("source", "")
     if cell.get("cell_type") == "code":
-        out["source"] = _like(source, strip_solutions(_text(source), qid))
+        out["source"] = _like(cell.get("source", ""), strip_solutions(cell_source(cell), qid))
         out["outputs"] = []
         out["execution_count"] = None
     elif cell.get("cell_type") == "markdown":
-        out["source"] = _like(source, strip_answers(_text(source)))
+        out["source"] = _like(cell.get("source", ""), strip_answers(cell_source(cell)))
     return out
 
 
@@ -124,17 +119,12 @@ def render(nb: dict) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def answer_keys(answers: Path) -> list[Path]:
-    """The answer-key notebooks under `answers` (checkpoints excluded), sorted."""
-    return sorted(p for p in answers.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-
-
 def generate(answers: Path, notebooks: Path) -> dict[Path, str]:
     """{student notebook path: its text} for every answer key; AssignError naming a bad answer key."""
     if not answers.is_dir():
         raise AssignError(f"no answers folder at {answers}: run from the repository root or pass --answers DIR")
     out = {}
-    for path in answer_keys(answers):
+    for path in notebook_paths(answers):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("cells"), list):

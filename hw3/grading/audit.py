@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from .checks import describe_exception, one_line, run_check
 
@@ -39,6 +40,14 @@ try:
 finally:
     _hw3_sys.meta_path[:] = _hw3_finders
 '''
+
+
+class AuditResult(NamedTuple):
+    """One question's re-check; `defined` is False when an object its check cell names does not exist."""
+
+    passed: bool
+    message: str
+    defined: bool = True
 
 
 class CheckTimeout(BaseException):
@@ -73,36 +82,37 @@ def within(limit: float, run: Callable[[], str | None]) -> str | None:
         signal.signal(signal.SIGALRM, previous)
 
 
-def audit_one(qid: str, arguments: str, namespace: dict, limit: float) -> str | None:
-    """Re-run one check on the notebook's objects: None when it passes, else the reason."""
+def audit_one(qid: str, arguments: str, namespace: dict, limit: float) -> AuditResult:
+    """Re-run one check on the notebook's objects."""
     try:
         args, kwargs = eval(f"_hw3_collect({arguments})", namespace, {"_hw3_collect": _collect})
     except Exception as exc:
-        return one_line(f"{describe_exception(exc)}: run (or restore) the cell that defines it")
+        return AuditResult(False, one_line(describe_exception(exc)), defined=False)
     try:
-        return within(limit, lambda: run_check(qid, args, kwargs))
+        reason = within(limit, lambda: run_check(qid, args, kwargs))
     except BaseException as exc:  # SystemExit or KeyboardInterrupt from the student's code
-        return one_line(f"the checked code raised {describe_exception(exc)}")
+        reason = one_line(f"the checked code raised {describe_exception(exc)}")
+    return AuditResult(reason is None, reason or "")
 
 
 def run_audit(calls: list[list[str]], namespace: dict, nonce: str, limit: float) -> None:
     """Check every (question id, argument source) pair and print one result line per question."""
     for qid, arguments in calls:
-        reason = audit_one(qid, arguments, namespace, limit)
-        line = json.dumps({"id": qid, "passed": reason is None, "message": reason or ""}, ensure_ascii=False)
-        print(f"{nonce} {line}", flush=True)
+        result = audit_one(qid, arguments, namespace, limit)
+        print(f"{nonce} {json.dumps({'id': qid, **result._asdict()}, ensure_ascii=False)}", flush=True)
 
 
-def parse_results(outputs: list, nonce: str) -> dict[str, list[tuple[bool, str]]]:
-    """{question id: [(passed, message), ...]} from the final cell's stdout outputs."""
-    results: dict[str, list[tuple[bool, str]]] = {}
+def parse_results(outputs: list, nonce: str) -> dict[str, list[AuditResult]]:
+    """{question id: [its re-check results]} from the final cell's stdout outputs (one each, unless forged)."""
+    results: dict[str, list[AuditResult]] = {}
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
     for line in text.splitlines():
         if not line.startswith(nonce + " "):
             continue
         try:
             record = json.loads(line[len(nonce) + 1:])
-            results.setdefault(str(record["id"]), []).append((record["passed"] is True, str(record["message"])))
+            result = AuditResult(record["passed"] is True, str(record["message"]), record.get("defined") is not False)
+            results.setdefault(str(record["id"]), []).append(result)
         except (ValueError, KeyError, TypeError):
             continue
     return results

@@ -8,8 +8,10 @@ function and the grader's final cell call.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 import math
 import random
 import secrets
@@ -57,7 +59,8 @@ def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
     except TypeError as exc:
         return one_line(f"wrong arguments for check({qid!r}, ...): {exc}; restore the check cell")
     try:
-        verifier(*args, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            verifier(*args, **kwargs)  # what the student's code prints would break the one-line contract
     except CheckFailed as exc:
         return one_line(str(exc))
     except Exception as exc:

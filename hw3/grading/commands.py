@@ -32,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade = subparsers.add_parser(
         "grade", help="grade submitted notebooks",
         description="Re-execute each submission in a fresh kernel, re-run every check, and report points "
-                    "per question.")
-    grade.add_argument("submissions", nargs="+", type=Path, metavar="NOTEBOOK",
-                       help="submitted .ipynb files, or folders of them")
+                    "per question. A submission is one student's notebook, or a folder with one student's "
+                    "notebooks when the homework comes in several.")
+    grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
+                       help="a student's .ipynb file, or a folder with one student's notebooks")
     grade.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
     grade.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student as CSV")
     grade.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
@@ -89,31 +90,18 @@ def run_assign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def submissions(paths: list[Path]) -> list[Path]:
-    """The notebooks to grade: files as given, folders expanded to their .ipynb files; ValueError if missing."""
-    out = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts))
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise ValueError(f"no such file or folder: {path}")
-    if not out:
-        raise ValueError(f"no .ipynb files in {', '.join(map(str, paths))}")
-    return out
-
-
 def run_grade(args: argparse.Namespace) -> int:
-    """`hw3 grade NOTEBOOK... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--reference DIR]`."""
+    """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--reference DIR]`."""
     from . import report
     from .checks import describe_exception, one_line
     from .grader import ReferenceNotebookError, failed_report, grade, load_reference
 
+    missing = [path for path in args.submissions if not path.exists()]
+    if missing:
+        return _fail("grade", f"no such file or folder: {missing[0]}")
     try:
-        paths = submissions(args.submissions)
         reference = load_reference(args.reference)
-    except (ValueError, ReferenceNotebookError) as exc:
+    except ReferenceNotebookError as exc:
         return _fail("grade", str(exc))
     outputs = [(target, render) for target, render in
                ((args.json, report.to_json), (args.csv, report.to_csv), (args.gradescope, report.to_gradescope))
@@ -122,11 +110,11 @@ def run_grade(args: argparse.Namespace) -> int:
         if not target.parent.is_dir():
             return _fail("grade", f"cannot write {target}: the folder {target.parent} does not exist")
     reports = []
-    for path in paths:
+    for path in args.submissions:
         try:
             reports.append(grade(path, reference, args.timeout))
         except Exception as exc:  # a grader bug must not cost the other students their grades
-            reports.append(failed_report(str(path), "the grader crashed on this notebook (see the note)",
+            reports.append(failed_report(path, "the grader crashed on this submission (see the note)",
                                          one_line(f"grading crashed ({describe_exception(exc)}): report it to "
                                                   f"the course staff")))
         print(report.table(reports[-1]) + "\n", flush=True)

@@ -1,9 +1,12 @@
 """Grading one submission: execute it, re-check every exercise in a grader-owned cell, score each question.
 
-Points come only from the final cell (see `audit`), never from what the notebook printed. A question
-earns its points when its check cell is the untouched one from the reference notebooks, no cell of its
-part of the notebook failed (raised, hung or stopped the kernel), and the final re-check passed.
-Manual questions are listed with status "manual" and 0 automatic points.
+A submission is one student's work: a notebook, or a folder with the student's notebooks when the
+homework comes in several (here Questions 1–3 and Question 4). Each submitted notebook is matched to the
+released notebook whose check cells it shares, executed in a kernel of its own, and re-checked by the
+grader's final cell (see `audit`): points never come from what a notebook printed. A question earns its
+points when its check cell is the untouched one of the released notebook, no cell of its part of the
+notebook failed (raised, hung or stopped the kernel), and the final re-check passed. Manual questions
+are listed with status "manual" and 0 automatic points.
 """
 
 from __future__ import annotations
@@ -12,15 +15,31 @@ import os
 import secrets
 import site
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from .audit import PACKAGE_ROOT, final_cell, parse_results
+import nbformat
+
+from .audit import PACKAGE_ROOT, AuditResult, final_cell, parse_results
 from .execute import Execution, execute
-from .notebook import CheckCall, NotebookError, check_calls, read_notebook, regions
+from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths,
+                       read_notebook, regions)
 from .points import QUESTIONS, Question, max_total
 
 DEFAULT_TIMEOUT = 600.0
+
+
+class Released(NamedTuple):
+    """A released notebook as grading needs it: its check calls by question id, its code cells' fingerprints."""
+
+    checks: dict[str, CheckCall]
+    cells: frozenset[str]
+
+
+Reference = dict[str, Released]
+"""Released notebook name -> what grading needs of it."""
 
 
 class ReferenceNotebookError(Exception):
@@ -40,9 +59,10 @@ class QuestionResult:
 
 @dataclass
 class Report:
-    """The grade of one submission."""
+    """The grade of one submission; `student` names its row in the CSV."""
 
     submission: str
+    student: str
     questions: list[QuestionResult]
     notes: list[str] = field(default_factory=list)
 
@@ -56,38 +76,50 @@ class Report:
                 "total": self.total, "max_total": max_total(), "notes": self.notes}
 
 
-def load_reference(folder: Path) -> dict[str, CheckCall]:
-    """{question id: its untouched check call} from the released notebooks under `folder`."""
+def load_reference(folder: Path) -> Reference:
+    """The check cells of the released notebooks under `folder`, per notebook."""
     if not Path(folder).is_dir():
         raise ReferenceNotebookError(f"no reference notebooks folder at {folder}: run from the repository root "
                                      f"or pass --reference DIR")
-    reference: dict[str, CheckCall] = {}
-    origin: dict[str, Path] = {}
-    for path in sorted(p for p in Path(folder).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
+    reference: Reference = {}
+    first: dict[str, tuple[Path, CheckCall]] = {}
+    for path in notebook_paths(Path(folder)):
         try:
-            calls = check_calls(read_notebook(path).cells)
+            cells = read_notebook(path).cells
         except NotebookError as exc:
             raise ReferenceNotebookError(str(exc)) from None
-        for call in calls:
-            known = reference.setdefault(call.qid, call)
-            origin.setdefault(call.qid, path)
+        checks: dict[str, CheckCall] = {}
+        for call in check_calls(cells):
+            origin, known = first.setdefault(call.qid, (path, call))
             if known.fingerprint != call.fingerprint:
-                raise ReferenceNotebookError(f"{origin[call.qid]} and {path} have different check cells for "
-                                             f"{call.qid}: run `hw3 assign` to regenerate them")
+                raise ReferenceNotebookError(f"{origin} and {path} have different check cells for {call.qid}: "
+                                             f"run `hw3 assign` to regenerate them")
+            checks.setdefault(call.qid, call)
+        if checks:
+            code = frozenset(fingerprint(cell_source(c)) for c in cells if c.cell_type == "code")
+            reference[path.name] = Released(checks, code)
     if not reference:
         raise ReferenceNotebookError(f"the notebooks under {folder} have no check cells: pass --reference with "
                                      f"the released notebooks")
     return reference
 
 
+def best_match(calls: list[CheckCall], reference: Reference) -> str | None:
+    """The released notebook sharing the most check ids with a submitted notebook (None if none shares any)."""
+    ids = {c.qid for c in calls}
+    shared = {name: len(ids & released.checks.keys()) for name, released in reference.items()}
+    name = max(shared, key=shared.__getitem__)
+    return name if shared[name] else None
+
+
 def match_reference(calls: list[CheckCall],
-                    reference: dict[str, CheckCall]) -> tuple[dict[str, CheckCall], dict[str, str]]:
-    """Split the reference questions into ({id: the submission's untouched call}, {id: why it is unusable})."""
+                    expected: dict[str, CheckCall]) -> tuple[dict[str, CheckCall], dict[str, str]]:
+    """Split the expected questions into ({id: the notebook's untouched call}, {id: why it is unusable})."""
     valid: dict[str, CheckCall] = {}
     problems: dict[str, str] = {}
-    for qid, expected in reference.items():
+    for qid, reference_call in expected.items():
         mine = [c for c in calls if c.qid == qid]
-        untouched = [c for c in mine if c.fingerprint == expected.fingerprint]
+        untouched = [c for c in mine if c.fingerprint == reference_call.fingerprint]
         if untouched:
             valid[qid] = untouched[0]
         elif mine:
@@ -110,61 +142,56 @@ def kernel_env() -> dict[str, str]:
 
 @dataclass
 class Findings:
-    """Everything grading learnt about one submission; each question is scored from it."""
+    """Everything grading learnt about one notebook; each of its questions is scored from it.
 
-    reference: set[str]
+    `untouched` holds the cells that are exactly as released: when one of them fails (a demo cell that
+    uses an earlier, unsolved exercise), it costs no points by itself. A failing cell the student wrote
+    or changed costs the question whose part of the notebook it is in.
+    """
+
     problems: dict[str, str] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
+    untouched: set[int] = field(default_factory=set)
     regions: dict[str, range] = field(default_factory=dict)
-    results: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
+    results: dict[str, list[AuditResult]] = field(default_factory=dict)
     final_error: str | None = None
 
     def reason(self, qid: str) -> str | None:
-        """Why auto question `qid` earns nothing, or None when it earns its points."""
-        if qid not in self.reference:
-            return f"the reference notebooks have no check cell for {qid}"
+        """Why question `qid` earns nothing, or None when it earns its points."""
         if qid in self.problems:
             return self.problems[qid]
-        failed_cells = [i for i in self.regions.get(qid, ()) if i in self.failures]
-        if failed_cells:
-            return self.failures[failed_cells[0]]
+        region = self.regions.get(qid, range(0))
+        own = [i for i in region if i in self.failures and i not in self.untouched]
+        if own:
+            return self.failures[own[0]]
         outcome = self.results.get(qid, [])
         if not outcome:
             return self.final_error or "the grader's final check gave no result"
         if len(outcome) > 1:
             return "the final check reported conflicting results: the notebook tampered with the grader"
-        passed, message = outcome[0]
-        return None if passed else message
+        result = outcome[0]
+        if result.passed:
+            return None
+        if result.defined:
+            return result.message
+        # the cell that should have defined it: the last one before the check cell that failed for its own
+        # reason (not for a missing name in turn)
+        causes = [i for i in region[:-1] if i in self.failures and " raised NameError" not in self.failures[i]]
+        if causes:
+            return f"{result.message}, because {self.failures[causes[-1]]}"
+        return f"{result.message}: run (or restore) the cell that defines it"
+
+    def notes(self) -> list[str]:
+        """Failures that cost no question by themselves, and why the final check did not run."""
+        graded = {i for cells in self.regions.values() for i in cells}
+        notes = [message for i, message in sorted(self.failures.items()) if i in self.untouched or i not in graded]
+        return notes + ([self.final_error] if self.final_error else [])
 
 
-def score(q: Question, findings: Findings) -> QuestionResult:
-    """The result of one question."""
-    if q.kind == "manual":
-        return QuestionResult(q.id, 0, q.max_points, "manual", "graded by hand")
-    reason = findings.reason(q.id)
-    if reason:
-        return QuestionResult(q.id, 0, q.max_points, "failed", reason)
-    return QuestionResult(q.id, q.max_points, q.max_points, "passed")
-
-
-def failed_report(name: str, summary: str, reason: str) -> Report:
-    """Every auto question failed with `summary` (an unreadable or foreign notebook); `reason` goes to the notes."""
-    findings = Findings({q.id for q in QUESTIONS}, problems={q.id: summary for q in QUESTIONS})
-    return Report(name, [score(q, findings) for q in QUESTIONS], [reason])
-
-
-def grade(path: Path, reference: dict[str, CheckCall], timeout: float = DEFAULT_TIMEOUT) -> Report:
-    """Grade one submission notebook against the reference check cells (never raises for a bad notebook)."""
-    name = str(path)
-    try:
-        nb = read_notebook(path)
-    except NotebookError as exc:
-        return failed_report(name, "the notebook could not be read (see the note)", str(exc))
-    calls = check_calls(nb.cells)
-    if not calls:
-        return failed_report(name, "the notebook has no check cells",
-                             f"{Path(path).name} has no check cells: it is not an hw3 homework notebook")
-    valid, problems = match_reference(calls, reference)
+def grade_notebook(nb: nbformat.NotebookNode, released: Released,
+                   timeout: float) -> tuple[dict[str, str | None], list[str]]:
+    """({question id: why it earns nothing, or None} for the released notebook's questions, notes)."""
+    valid, problems = match_reference(check_calls(nb.cells), released.checks)
     execution = Execution()
     nonce = secrets.token_hex(16)
     if valid:
@@ -172,10 +199,66 @@ def grade(path: Path, reference: dict[str, CheckCall], timeout: float = DEFAULT_
         with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as workdir:
             execution = execute(nb, source, timeout=timeout, final_timeout=timeout * len(valid) + 60,
                                 cwd=Path(workdir), env=kernel_env())
-    findings = Findings(set(reference), problems, execution.failures, regions(list(valid.values())),
+    untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
+    findings = Findings(problems, execution.failures, untouched, regions(list(valid.values())),
                         parse_results(execution.final_outputs, nonce), execution.final_error)
-    graded = {i for cells in findings.regions.values() for i in cells}
-    notes = [message for i, message in sorted(execution.failures.items()) if i not in graded]
-    if execution.final_error:
-        notes.append(execution.final_error)
-    return Report(name, [score(q, findings) for q in QUESTIONS], notes)
+    return {qid: findings.reason(qid) for qid in released.checks}, findings.notes()
+
+
+def score(q: Question, reasons: dict[str, str | None], missing: Callable[[str], str]) -> QuestionResult:
+    """The result of one question: its reason from grading, or `missing(id)` when no notebook covered it."""
+    if q.kind == "manual":
+        return QuestionResult(q.id, 0, q.max_points, "manual", "graded by hand")
+    reason = reasons[q.id] if q.id in reasons else missing(q.id)
+    if reason:
+        return QuestionResult(q.id, 0, q.max_points, "failed", reason)
+    return QuestionResult(q.id, q.max_points, q.max_points, "passed")
+
+
+def student_name(submission: Path) -> str:
+    """The student's name in the CSV: the notebook's stem, or the folder's name."""
+    return submission.name if submission.is_dir() else submission.stem
+
+
+def failed_report(submission: Path, summary: str, reason: str) -> Report:
+    """Every auto question failed with `summary`; `reason` goes to the notes."""
+    questions = [score(q, {}, lambda qid: summary) for q in QUESTIONS]
+    return Report(str(submission), student_name(submission), questions, [reason])
+
+
+def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEOUT) -> Report:
+    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook)."""
+    submission = Path(submission)
+    paths = notebook_paths(submission) if submission.is_dir() else [submission]
+    reasons: dict[str, str | None] = {}
+    unusable = [] if paths else [f"{submission} has no notebooks"]
+    notes: list[str] = []
+    graded_by: dict[str, str] = {}
+    for path in paths:
+        label = f"{path.name}: " if submission.is_dir() else ""
+        try:
+            nb = read_notebook(path)
+        except NotebookError as exc:
+            unusable.append(str(exc))
+            continue
+        name = best_match(check_calls(nb.cells), reference)
+        if name is None:
+            unusable.append(f"{path.name} has no check cells of the hw3 notebooks: it is not an hw3 homework notebook")
+        elif name in graded_by:
+            notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
+        else:
+            graded_by[name] = path.name
+            found, more = grade_notebook(nb, reference[name], timeout)
+            reasons.update(found)
+            notes.extend(label + note for note in more)
+    home = {qid: name for name, released in reference.items() for qid in released.checks}
+
+    def missing(qid: str) -> str:
+        if qid not in home:
+            return f"the reference notebooks have no check cell for {qid}"
+        if unusable:
+            return f"no usable notebook has the check cells of {home[qid]} (see the notes)"
+        return f"not submitted: no notebook has the check cells of {home[qid]}"
+
+    questions = [score(q, reasons, missing) for q in QUESTIONS]
+    return Report(str(submission), student_name(submission), questions, unusable + notes)

@@ -55,6 +55,11 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
+def notebook_paths(folder: Path) -> list[Path]:
+    """The .ipynb files under `folder` (Jupyter's checkpoint copies excluded), sorted."""
+    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
 @lru_cache(maxsize=1)
 def _transformer():
     from IPython.core.inputtransformer2 import TransformerManager
@@ -78,19 +83,31 @@ def _check_id(node: ast.AST) -> str | None:
     return None
 
 
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (notebook files may store it as a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def fingerprint(source: str) -> str:
+    """What identifies a code cell's content: its syntax tree (comments and spacing ignored), else its text."""
+    tree = parse_cell(source)
+    return ast.dump(tree) if tree is not None else "text:" + source
+
+
 def cell_check_calls(source: str, cell: int) -> list[CheckCall]:
     """The check calls of one code cell, in source order."""
     tree = parse_cell(source)
     if tree is None:
         return []
-    fingerprint = ast.dump(tree)
+    key = ast.dump(tree)  # fingerprint(source), without parsing twice
     calls = []
     for node in ast.walk(tree):
         qid = _check_id(node)
         if qid is not None:
             arguments = [ast.unparse(a) for a in node.args[1:]]
             arguments += [ast.unparse(k) if k.arg is None else f"{k.arg}={ast.unparse(k.value)}" for k in node.keywords]
-            calls.append((node.lineno, node.col_offset, CheckCall(qid, cell, ", ".join(arguments), fingerprint)))
+            calls.append((node.lineno, node.col_offset, CheckCall(qid, cell, ", ".join(arguments), key)))
     return [call for *_, call in sorted(calls, key=lambda item: item[:2])]
 
 
@@ -99,8 +116,7 @@ def check_calls(cells: list) -> list[CheckCall]:
     calls = []
     for index, cell in enumerate(cells):
         if cell.get("cell_type") == "code":
-            source = cell.get("source", "")
-            calls.extend(cell_check_calls("".join(source) if isinstance(source, list) else source, index))
+            calls.extend(cell_check_calls(cell_source(cell), index))
     return calls
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 from .grader import Report
 from .points import BY_ID, QUESTIONS, format_points, max_total
@@ -48,12 +47,12 @@ def to_gradescope(reports: list[Report]) -> str:
 
 
 def to_csv(reports: list[Report]) -> str:
-    """One row per student (the submission's file stem): points per question (blank when manual), total."""
+    """One row per student (notebook stem or folder name): points per question (blank when manual), total."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["student", *(q.id for q in QUESTIONS), "total"])
     for report in reports:
         points = {q.id: "" if q.status == "manual" else format_points(q.points) for q in report.questions}
-        writer.writerow([Path(report.submission).stem, *(points[q.id] for q in QUESTIONS),
+        writer.writerow([report.student, *(points[q.id] for q in QUESTIONS),
                          format_points(report.total)])
     return out.getvalue()
