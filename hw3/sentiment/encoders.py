@@ -101,6 +101,7 @@ def load_bert(spec: EncoderSpec):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         bert = BertModel.from_pretrained(spec.location)
     except OSError as exc:

