@@ -89,7 +89,7 @@ def baseline(texts, labels, valid_texts, valid_labels, args, device) -> dict:
     for name, param in model.named_parameters():
         if name.startswith("bert"):
             param.requires_grad = False
-    epochs = run_epochs(model, _Sized(train_it, to), _Sized(valid_it, to), args.epochs, seed.train, seed.evaluate)
+    epochs = run_epochs(model, _Sized(train_it, to), _Sized(valid_it, to), args.epochs, train, evaluate)
     return {"tokenize_seconds": tok_seconds, "epochs": epochs}
 
 

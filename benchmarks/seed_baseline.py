@@ -4,6 +4,7 @@ What the seed did, and this module does too: Python-side WordPiece tokenization 
 (BertTokenizer was a pure-Python tokenizer then; transformers 5 keeps it as BertTokenizerLegacy),
 torchtext BucketIterator batches, `model.train()` leaving BERT in train mode (dropout on) under
 `torch.no_grad()`, no attention mask, float32 everywhere, and BERT recomputed for every batch of every epoch.
+The seed's train/evaluate loops are the same as hw3's (`hw3.sentiment.training`), which the benchmark uses for both.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from hw3.sentiment.batching import BucketIterator
+from hw3.sentiment.model import BERTGRUSentiment
 
 
 def legacy_tokenizer(location: str):
@@ -31,18 +33,12 @@ def tokenize_like_torchtext(tokenizer, texts: list[str], max_input_length: int =
     return out
 
 
-class SeedBERTGRUSentiment(nn.Module):
-    """The seed's model: BERT (mode follows the model), GRU over the padded batch, cat(hidden[-2], hidden[-1])."""
+class SeedBERTGRUSentiment(BERTGRUSentiment):
+    """The seed's model: BERT follows the model's mode (dropout on while training), no attention mask, and the
+    head reads cat(hidden[-2], hidden[-1]) of the GRU run over the padded batch."""
 
-    def __init__(self, bert: nn.Module, hidden_dim: int = 256, output_dim: int = 1, n_layers: int = 2,
-                 bidirectional: bool = True, dropout: float = 0.25) -> None:
-        super().__init__()
-        self.bert = bert
-        embedding_dim = bert.config.hidden_size
-        self.rnn = nn.GRU(embedding_dim, hidden_dim, num_layers=n_layers, bidirectional=bidirectional,
-                          batch_first=True, dropout=0 if n_layers < 2 else dropout)
-        self.out = nn.Linear(hidden_dim * 2 if bidirectional else hidden_dim, output_dim)
-        self.dropout = nn.Dropout(dropout)
+    def train(self, mode: bool = True) -> "SeedBERTGRUSentiment":
+        return nn.Module.train(self, mode)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -58,33 +54,3 @@ class SeedBERTGRUSentiment(nn.Module):
 def make_iterator(ids: list[list[int]], labels: list[int], train: bool, batch_size: int, seed: int) -> BucketIterator:
     """torchtext BucketIterator semantics: shuffled length pools for training, sorted for evaluation."""
     return BucketIterator(ids, labels, batch_size, shuffle=train, pad_id=0, seed=seed)
-
-
-def binary_accuracy(preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (torch.round(torch.sigmoid(preds)) == y).float().sum() / len(y)
-
-
-def train(model: nn.Module, iterator, optimizer, criterion) -> tuple[float, float]:
-    epoch_loss = epoch_acc = 0.0
-    model.train()
-    for x, y in iterator:
-        optimizer.zero_grad()
-        preds = model(x).squeeze(1)
-        loss = criterion(preds, y)
-        acc = binary_accuracy(preds, y)
-        loss.backward()
-        optimizer.step()
-        epoch_loss += loss.item()
-        epoch_acc += acc.item()
-    return epoch_loss / len(iterator), epoch_acc / len(iterator)
-
-
-def evaluate(model: nn.Module, iterator, criterion) -> tuple[float, float]:
-    epoch_loss = epoch_acc = 0.0
-    model.eval()
-    with torch.no_grad():
-        for x, y in iterator:
-            preds = model(x).squeeze(1)
-            epoch_loss += criterion(preds, y).item()
-            epoch_acc += binary_accuracy(preds, y).item()
-    return epoch_loss / len(iterator), epoch_acc / len(iterator)

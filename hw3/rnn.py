@@ -70,7 +70,9 @@ class ScalarRNN(nn.Module):
 
 def _as_int(v: object) -> int:
     """One input as an exact Python int; floats must be whole numbers."""
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+    if isinstance(v, bool):
+        raise ValueError(f"inputs must be integers, got the boolean {v!r}")
+    if isinstance(v, numbers.Integral):
         return int(v)
     if isinstance(v, numbers.Real) and math.isfinite(float(v)) and float(v).is_integer():
         return int(v)
@@ -82,9 +84,11 @@ def _as_int_list(xs: IntSequence) -> list[int]:
     if isinstance(xs, torch.Tensor):
         if xs.dim() != 1:
             raise ValueError(f"expected a 1-D sequence of integers, got a tensor of shape {tuple(xs.shape)}")
-        if xs.is_floating_point() or xs.is_complex():
-            if not bool(torch.all(xs == torch.round(xs.real))):
-                raise ValueError("inputs must be integers: round them or pass an integer tensor")
+        if xs.dtype == torch.bool or xs.is_complex():
+            raise ValueError(f"inputs must be integers, got a {xs.dtype} tensor")
+        if xs.is_floating_point():
+            if not bool(torch.all(torch.isfinite(xs) & (xs == torch.round(xs)))):
+                raise ValueError("inputs must be finite integers: round them or pass an integer tensor")
         values = [int(v) for v in xs.tolist()]
     else:
         values = [_as_int(v) for v in xs]

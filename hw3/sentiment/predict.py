@@ -10,7 +10,8 @@ import torch
 from . import checkpoint
 from .encoders import resolve_encoder, load_bert
 from .model import BERTGRUSentiment
-from .tokenizer import encode, load_tokenizer, max_input_length
+from .errors import HW3Error
+from .tokenizer import check_vocabulary, encode, load_tokenizer, max_input_length
 
 
 def predict_sentiment(model: BERTGRUSentiment, tokenizer, sentence: str) -> float:
@@ -28,6 +29,11 @@ def predict_many(model: BERTGRUSentiment, tokenizer, sentences: Sequence[str]) -
     return [predict_sentiment(model, tokenizer, s) for s in sentences]
 
 
+def _checkpoint_file(path: Path) -> Path:
+    """The model.pt a `--checkpoint` argument refers to (a file, or a `hw3 train --out` folder)."""
+    return path if path.suffix == ".pt" and not path.is_dir() else path / checkpoint.BEST
+
+
 def load_trained(path: str | Path, encoder: str | None = None) -> tuple[BERTGRUSentiment, object]:
     """(model, tokenizer) from a checkpoint file or a `hw3 train --out` folder.
 
@@ -35,8 +41,12 @@ def load_trained(path: str | Path, encoder: str | None = None) -> tuple[BERTGRUS
     a mismatch is refused with a message naming both.
     """
     ckpt = checkpoint.load(Path(path))
+    if not isinstance(ckpt.get("encoder"), str):
+        raise HW3Error(f"{_checkpoint_file(Path(path))} does not say which encoder it was trained with: retrain with `hw3 train`")
     spec = resolve_encoder(encoder or ckpt["encoder"])
     bert = load_bert(spec)
     checkpoint.check_compatible(ckpt, spec.name, bert.config.hidden_size, Path(path))
     model = checkpoint.restore_model(ckpt, bert, Path(path))
-    return model.eval(), load_tokenizer(spec)
+    tokenizer = load_tokenizer(spec)
+    check_vocabulary(tokenizer, bert)
+    return model.eval(), tokenizer

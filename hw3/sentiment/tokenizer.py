@@ -26,6 +26,13 @@ def load_tokenizer(encoder: str | EncoderSpec = AUTO):
         raise HW3Error(f"cannot load the tokenizer of {spec.name} ({str(exc).splitlines()[0][:160]}): use --encoder bundled") from None
 
 
+def check_vocabulary(tokenizer, bert) -> None:
+    """HW3Error when the tokenizer can produce ids the encoder's embedding table does not have."""
+    if len(tokenizer) > bert.config.vocab_size:
+        raise HW3Error(f"the tokenizer has {len(tokenizer)} tokens but the encoder only {bert.config.vocab_size}: "
+                       "give an encoder folder whose tokenizer files match its weights")
+
+
 def max_input_length(tokenizer) -> int:
     """Longest input the model takes, special tokens included (512 for BERT)."""
     length = int(getattr(tokenizer, "model_max_length", BERT_MAX_LENGTH))
@@ -38,8 +45,15 @@ def special_tokens(tokenizer) -> dict[str, tuple[str, int]]:
     return {role: (tok, tokenizer.convert_tokens_to_ids(tok)) for role, tok in tokens.items()}
 
 
+def check_max_length(max_length: int) -> None:
+    """HW3Error unless max_length leaves room for [CLS], one token and [SEP]."""
+    if max_length < 3:
+        raise HW3Error(f"--max-length must be at least 3 (room for [CLS], one token and [SEP]), got {max_length}")
+
+
 def tokenize_and_cut(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[str]:
     """WordPiece tokens of `sentence`, cut to max_length − 2 so [CLS] and [SEP] still fit."""
+    check_max_length(max_length)
     return tokenizer.tokenize(sentence)[: max_length - 2]
 
 
@@ -54,8 +68,7 @@ def encode_batch(tokenizer, texts: Sequence[str], max_length: int = BERT_MAX_LEN
 
     Returns one list of ids per text, each at most max_length long (special tokens included).
     """
-    if max_length < 3:
-        raise HW3Error(f"--max-length must be at least 3 (room for [CLS], one token and [SEP]), got {max_length}")
+    check_max_length(max_length)
     out: list[list[int]] = []
     for start in range(0, len(texts), chunk):
         enc = tokenizer(list(texts[start : start + chunk]), add_special_tokens=True, truncation=True, max_length=max_length)

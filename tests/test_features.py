@@ -1,0 +1,132 @@
+"""Cached frozen-BERT features: FeatureStore (RAM or disk) and CachedBatches (embed each review once)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from hw3.sentiment.batching import BucketIterator
+from hw3.sentiment.features import CachedBatches, FeatureStore, make_embedder, resolve_precision
+from hw3.sentiment.model import BERTGRUSentiment, Features, freeze_bert, tiny_bert
+
+HIDDEN = 8
+
+
+def random_features(lengths, seed):
+    g = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    emb = torch.randn(len(lengths), width, HIDDEN, generator=g) * 3
+    for row, n in enumerate(lengths):
+        emb[row, n:] = 0
+    return Features(emb, torch.tensor(lengths))
+
+
+@pytest.mark.parametrize("budget, on_disk", [(1 << 30, False), (0, True), (10, True)])
+def test_feature_store_round_trip_in_ram_and_on_disk(tmp_path, budget, on_disk):
+    lengths = [3, 5, 1, 7, 2, 4]
+    store = FeatureStore(lengths, HIDDEN, memory_budget=budget, spill_dir=tmp_path)
+    assert store.on_disk == on_disk
+    if on_disk:
+        assert any(tmp_path.iterdir())  # the spill file lives in spill_dir
+    assert store.missing([0]) and store.missing(range(6))
+    first = [4, 0, 2]
+    feats = random_features([lengths[i] for i in first], seed=1)
+    store.put(first, feats)
+    assert not store.missing(first) and store.missing([0, 1])
+    rest = [5, 1, 3]
+    store.put(rest, random_features([lengths[i] for i in rest], seed=2))
+    assert not store.missing(range(6))
+    got = store.get([2, 4, 0])
+    assert got.embedded.dtype == torch.float32 and got.embedded.shape == (3, 3, HIDDEN)
+    assert got.lengths.tolist() == [1, 2, 3]
+    expected = {i: feats.embedded[row, : lengths[i]].half().float() for row, i in enumerate(first)}
+    for row, i in enumerate([2, 4, 0]):
+        assert torch.equal(got.embedded[row, : lengths[i]], expected[i])
+        assert (got.embedded[row, lengths[i]:] == 0).all()
+
+
+def test_ram_and_disk_stores_give_identical_results(tmp_path):
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 30) for _ in range(40)]
+    ram = FeatureStore(lengths, HIDDEN)
+    disk = FeatureStore(lengths, HIDDEN, memory_budget=64, spill_dir=tmp_path)
+    assert not ram.on_disk and disk.on_disk
+    order = list(range(40))
+    rng.shuffle(order)
+    for start in range(0, 40, 7):
+        idx = order[start : start + 7]
+        feats = random_features([lengths[i] for i in idx], seed=start)
+        ram.put(idx, feats)
+        disk.put(idx, feats)
+    for start in range(0, 40, 9):
+        idx = list(range(start, min(start + 9, 40)))
+        a, b = ram.get(idx), disk.get(idx)
+        assert torch.equal(a.embedded, b.embedded) and torch.equal(a.lengths, b.lengths)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25)
+    freeze_bert(m)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    rng = random.Random(2)
+    ids = [[101, *(rng.randrange(1000, 30000) for _ in range(rng.randint(1, 40))), 102] for _ in range(37)]
+    return ids, [k % 2 for k in range(37)]
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 0])
+def test_cached_batches_embed_each_review_once_and_match_direct_embedding(tmp_path, model, corpus, budget):
+    ids, labels = corpus
+    calls: list[int] = []
+    embed = make_embedder(model, None)
+
+    def counting_embed(text):
+        calls.append(text.shape[0])
+        return embed(text)
+
+    iterator = BucketIterator(ids, labels, batch_size=5, seed=4)
+    store = FeatureStore([len(x) for x in ids], model.bert.config.hidden_size, memory_budget=budget, spill_dir=tmp_path)
+    cached = CachedBatches(iterator, store, counting_embed)
+    assert len(cached) == len(iterator) == 8
+    for epoch in range(3):
+        cached.set_epoch(epoch)
+        reference = BucketIterator(ids, labels, batch_size=5, seed=4)
+        reference.set_epoch(epoch)
+        direct_batches = list(reference)
+        got_batches = list(cached)
+        assert len(got_batches) == len(direct_batches)
+        for (feats, y), (text, y_ref) in zip(got_batches, direct_batches):
+            assert isinstance(feats, Features)
+            assert torch.equal(y, y_ref)
+            direct = model.embed(text)
+            assert torch.equal(feats.lengths, direct.lengths)
+            assert feats.embedded.shape == direct.embedded.shape
+            assert torch.allclose(feats.embedded, direct.embedded, atol=1e-2, rtol=1e-3)
+            with torch.no_grad():
+                assert torch.allclose(model(feats), model(text), atol=1e-2)
+        if epoch == 0:
+            assert sum(calls) == len(ids) and len(calls) == len(iterator)
+    assert sum(calls) == len(ids)  # later epochs reuse the stored features
+
+
+def test_make_embedder_runs_without_autograd(model):
+    out = make_embedder(model, None)(torch.tensor([[101, 2204, 102]]))
+    assert not out.embedded.requires_grad and out.lengths.tolist() == [3]
+    low = make_embedder(model, torch.bfloat16)(torch.tensor([[101, 2204, 102]]))
+    assert torch.allclose(low.embedded.float(), out.embedded, atol=5e-2)
+
+
+def test_resolve_precision():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", cpu)
