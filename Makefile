@@ -27,8 +27,10 @@ train: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hw3 demo
 
+# One OpenMP thread per process: the tests run several processes at once (kernels, subprocesses), and
+# oversubscribed OpenMP threads slow torch down by an order of magnitude.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_NBVAL) tests answers
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_NBVAL) tests answers
 
 notebooks: $(STAMP)
 	$(BIN)/hw3 assign
