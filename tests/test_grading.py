@@ -95,8 +95,7 @@ def submissions() -> dict[str, nbformat.NotebookNode | str]:
 
     edited = answer_key()
     cell(edited, "q2-check").source = "from hw3.grading import check"  # the check call is deleted
-    cell(edited, "q3a-check").source = ('from hw3.attention import token_norms, tokens\n'
-                                        'check("q3a", lambda beta: token_norms(tokens(beta)))')
+    cell(edited, "q3a-check").source = 'check("q3a", lambda beta: [2 ** 0.5 * beta, beta, 2 ** 0.5 * beta])'
     cell(edited, "q3b-check").source = '# comments and spacing may change\ncheck( "q3b",   attention )'
     cell(edited, "q4-3a-check").source = 'from hw3.grading import check\n' + cell(edited, "q4-3a-check").source
 
@@ -307,7 +306,7 @@ def test_a_homework_in_several_notebooks_is_graded_per_student_folder(tmp_path):
 def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch, capsys):
     from hw3.grading import grader
 
-    def crash(path, reference, timeout):
+    def crash(path, reference, timeout, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(grader, "grade", crash)

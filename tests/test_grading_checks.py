@@ -73,23 +73,37 @@ def test_unknown_manual_and_misused_checks_fail_clearly(capsys, monkeypatch):
 
 # Q2 and Q3 ---------------------------------------------------------------------------------------------
 
+# The hw3 reference functions themselves fail their checks (see test_grading_hostile.py): the passing
+# answers below are written the way a student writes them.
+
+def own_rnn_output(xs):
+    h = 0
+    for x in xs:
+        h = x - h
+    return float(torch.sigmoid(torch.tensor(1000.0 * h, dtype=torch.float64)))
+
+
 def noisy_rnn_output(xs):
     print("debugging", xs)
     print("more debugging", file=sys.stderr)
-    return rnn.closed_form(xs)
+    return own_rnn_output(xs)
 
 
 def test_q2(capsys):
-    passes(capsys, "q2", rnn.closed_form)
+    passes(capsys, "q2", own_rnn_output)
     passes(capsys, "q2", noisy_rnn_output)  # still exactly one line
-    passes(capsys, "q2", lambda xs: float(rnn.simulate(xs)[1][-1]))
+    fails(capsys, "q2", rnn.closed_form, reason="rnn_output is hw3.rnn.closed_form, the course's reference code")
+    fails(capsys, "q2", lambda xs: float(rnn.simulate(xs)[1][-1]), reason="rnn_output calls hw3.rnn.simulate")
     fails(capsys, "q2", lambda xs: float(torch.sigmoid(torch.tensor(1000.0 * sum(xs)))), reason="expected y_T =")
     fails(capsys, "q2", lambda xs: float(sum(xs[1::2]) > sum(xs[::2])), reason="expected y_T =")  # also wrong on ties
     fails(capsys, "q2", lambda xs: [0.5] * len(xs), reason="returned a list of length")
 
 
 def test_q3a(capsys):
-    passes(capsys, "q3a", lambda beta: attention.token_norms(attention.tokens(beta)))
+    passes(capsys, "q3a", lambda beta: [2 ** 0.5 * beta, beta, 2 ** 0.5 * beta])
+    passes(capsys, "q3a", lambda beta: torch.linalg.vector_norm(attention.tokens(beta), dim=1))  # tokens is given
+    fails(capsys, "q3a", lambda beta: attention.token_norms(attention.tokens(beta)),
+          reason="norms calls hw3.attention.token_norms")
     fails(capsys, "q3a", lambda beta: [beta, beta, beta], reason="expected [")
     fails(capsys, "q3a", lambda beta: 2 * beta * beta, reason="returned shape (), expected (3,)")
 
@@ -100,8 +114,15 @@ def naive_attention(X):
     return W, W @ X
 
 
+def stable_attention(X):
+    S = X @ X.T
+    W = torch.softmax(S - S.max(dim=1, keepdim=True).values, dim=1)
+    return W, W @ X
+
+
 def test_q3b(capsys):
-    passes(capsys, "q3b", attention.self_attention)
+    passes(capsys, "q3b", stable_attention)
+    fails(capsys, "q3b", attention.self_attention, reason="attention is hw3.attention.self_attention")
     passes(capsys, "q3b", lambda X: (torch.softmax(X @ X.T, dim=1), torch.softmax(X @ X.T, dim=1) @ X))
     fails(capsys, "q3b", naive_attention, reason="non-finite weights W")
     fails(capsys, "q3b", lambda X: (torch.softmax(X @ X.T, dim=0), X), reason="W = [")
@@ -141,10 +162,12 @@ def test_q4_2a(capsys, model):
 
 
 def test_q4_2b(capsys):
-    passes(capsys, "q4.2b", models.count_parameters)
+    passes(capsys, "q4.2b", lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad))
+    fails(capsys, "q4.2b", models.count_parameters, reason="count_parameters is hw3.sentiment.model.count_parameters")
     fails(capsys, "q4.2b", lambda m: sum(p.numel() for p in m.parameters()), reason="count only parameters with requires_grad")
     fails(capsys, "q4.2b", lambda m: len(list(m.parameters())), reason="count_parameters(model) returned")
-    fails(capsys, "q4.2b", lambda m: f"{models.count_parameters(m):,}", reason="returned a str, expected an int")
+    fails(capsys, "q4.2b", lambda m: f"{sum(p.numel() for p in m.parameters() if p.requires_grad):,}",
+          reason="returned a str, expected an int")
 
 
 def test_q4_2c(capsys):
@@ -157,14 +180,15 @@ def test_q4_2c(capsys):
 
 
 def test_q4_3a(capsys):
-    passes(capsys, "q4.3a", training.binary_accuracy)
+    passes(capsys, "q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().mean())
+    fails(capsys, "q4.3a", training.binary_accuracy, reason="binary_accuracy is hw3.sentiment.training.binary_accuracy")
     fails(capsys, "q4.3a", lambda p, y: (torch.round(p) == y).float().mean(), reason="binary_accuracy(preds=")
     fails(capsys, "q4.3a", lambda p, y: ((p >= 0).float() == y).float().mean(), reason="expected")  # ties at 0
     fails(capsys, "q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().sum(), reason="expected")
 
 
-def wrong_train(zero_grad: bool = True, switch_mode: bool = True):
-    """The homework's train loop, optionally forgetting optimizer.zero_grad() or model.train()."""
+def wrong_train(zero_grad: bool = True, switch_mode: bool = True, mean: bool = True):
+    """The homework's train loop, optionally forgetting optimizer.zero_grad(), model.train() or the mean."""
     def train(model, iterator, optimizer, criterion):
         if switch_mode:
             model.train()
@@ -178,24 +202,19 @@ def wrong_train(zero_grad: bool = True, switch_mode: bool = True):
             optimizer.step()
             losses.append(loss.item())
             accs.append(training.binary_accuracy(preds, y).item())
-        return sum(losses) / len(losses), sum(accs) / len(accs)
+        return sum(losses) / (len(losses) if mean else 1), sum(accs) / len(accs)
     return train
-
-
-def train_summing(model, iterator, optimizer, criterion):
-    loss, acc = training.train(model, iterator, optimizer, criterion)
-    return loss * len(iterator), acc
 
 
 def test_q4_3b(capsys):
     state = torch.random.get_rng_state()
-    passes(capsys, "q4.3b", training.train)
-    assert torch.equal(torch.random.get_rng_state(), state)  # checks leave the notebook's random numbers alone
     passes(capsys, "q4.3b", wrong_train())
+    assert torch.equal(torch.random.get_rng_state(), state)  # checks leave the notebook's random numbers alone
+    fails(capsys, "q4.3b", training.train, reason="train is hw3.sentiment.training.train")
     fails(capsys, "q4.3b", wrong_train(zero_grad=False), reason="call optimizer.zero_grad()")
     fails(capsys, "q4.3b", wrong_train(switch_mode=False), reason="call model.train()")
     fails(capsys, "q4.3b", lambda m, it, opt, crit: training.evaluate(m, it, crit), reason="call model.train()")
-    fails(capsys, "q4.3b", train_summing, reason="(the mean over batches)")
+    fails(capsys, "q4.3b", wrong_train(mean=False), reason="(the mean over batches)")
 
 
 def evaluate_in_train_mode(model, iterator, criterion):
@@ -211,8 +230,20 @@ def evaluate_with_gradients(model, iterator, criterion):
     return sum(losses) / len(losses), 0.5
 
 
+def own_evaluate(model, iterator, criterion):
+    model.eval()
+    losses, accs = [], []
+    with torch.no_grad():
+        for x, y in iterator:
+            preds = model(x).squeeze(1)
+            losses.append(criterion(preds, y).item())
+            accs.append((torch.round(torch.sigmoid(preds)) == y).float().mean().item())
+    return sum(losses) / len(losses), sum(accs) / len(accs)
+
+
 def test_q4_3c(capsys):
-    passes(capsys, "q4.3c", training.evaluate)
+    passes(capsys, "q4.3c", own_evaluate)
+    fails(capsys, "q4.3c", training.evaluate, reason="evaluate is hw3.sentiment.training.evaluate")
     fails(capsys, "q4.3c", evaluate_in_train_mode, reason="call model.eval()")
     fails(capsys, "q4.3c", evaluate_with_gradients, reason="torch.no_grad()")
     fails(capsys, "q4.3c", lambda m, it, crit: training.train(m, it, torch.optim.Adam(m.parameters()), crit),
@@ -242,6 +273,14 @@ def predict_without_cut(model, tokenizer, sentence):
         return torch.sigmoid(model(torch.tensor([ids]))).item()
 
 
+def own_predict(model, tokenizer, sentence):
+    model.eval()
+    ids = [tokenizer.cls_token_id, *tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence)[:510]),
+           tokenizer.sep_token_id]
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.tensor([ids]))).item()
+
+
 def predict_in_train_mode(model, tokenizer, sentence):
     ids = [tokenizer.cls_token_id, *tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence)[:510]),
            tokenizer.sep_token_id]
@@ -258,8 +297,10 @@ def test_q4_4a(capsys):
         pytest.skip(str(exc))
     model = models.BERTGRUSentiment(models.tiny_bert(), 16, 1, 2, True, 0.25)
     mode = model.training
-    passes(capsys, "q4.4a", predict.predict_sentiment, model, tokenizer)
+    passes(capsys, "q4.4a", own_predict, model, tokenizer)
     assert model.training == mode  # the check puts the model back in the mode it found it in
+    fails(capsys, "q4.4a", predict.predict_sentiment, model, tokenizer,
+          reason="predict_sentiment is hw3.sentiment.predict.predict_sentiment")
     fails(capsys, "q4.4a", predict_without_cut, model, tokenizer, reason="cut the tokens to max_input_length - 2")
     fails(capsys, "q4.4a", predict_in_train_mode, model, tokenizer, reason="expected")
     fails(capsys, "q4.4a", lambda m, t, s: "positive", model, tokenizer, reason="expected a single number")

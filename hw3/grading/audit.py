@@ -96,9 +96,16 @@ def audit_one(qid: str, arguments: str, namespace: dict, limit: float) -> AuditR
 
 
 def run_audit(calls: list[list[str]], namespace: dict, nonce: str, limit: float) -> None:
-    """Check every (question id, argument source) pair and print one result line per question."""
+    """Check every (question id, argument source) pair and print one result line per question.
+
+    Whatever one check does (an exception escaping even the reporting of an exception), the others
+    still run and every question gets its line.
+    """
     for qid, arguments in calls:
-        result = audit_one(qid, arguments, namespace, limit)
+        try:
+            result = audit_one(qid, arguments, namespace, limit)
+        except BaseException as exc:
+            result = AuditResult(False, one_line(f"the check was interrupted ({type(exc).__name__})"))
         print(f"{nonce} {json.dumps({'id': qid, **result._asdict()}, ensure_ascii=False)}", flush=True)
 
 

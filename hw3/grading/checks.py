@@ -4,6 +4,9 @@ A check prints exactly one line: `✅ <id> passed (<points> pts)`, or `❌ <id>:
 a `CheckFailed` exception so that notebook runners (nbval, nbclient) see the cell fail. The verifiers
 themselves live in `rnn_attention_checks` and `sentiment_checks`; `run_check` is what both this
 function and the grader's final cell call.
+
+For the questions that receive a student's function, `run_check` also refuses the hw3 reference
+implementation, imported or wrapped (see `provenance`): that reason comes first.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from . import provenance
 from .points import BY_ID, format_points
 
 PASS_MARK = "✅"
@@ -46,6 +50,16 @@ def check(qid: str, *args: Any, **kwargs: Any) -> None:
     raise CheckFailed(reason) from None
 
 
+class _Discard(io.TextIOBase):
+    """A text stream that swallows everything written to it (student prints during a check)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
     """Run the verifier of `qid`: None when it passes, else a one-line reason (never raises Exception)."""
     try:
@@ -55,17 +69,26 @@ def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
     except Exception as exc:
         return _crashed(exc)
     try:
-        inspect.signature(verifier).bind(*args, **kwargs)
+        bound = inspect.signature(verifier).bind(*args, **kwargs)
     except TypeError as exc:
         return one_line(f"wrong arguments for check({qid!r}, ...): {exc}; restore the check cell")
+    what = provenance.student_parameter(qid, verifier)
+    if what is not None:
+        reason = provenance.imported_reference(bound.arguments.get(what), what)
+        if reason:
+            return one_line(reason)
+    watch = provenance.watch(qid, verifier)
+    outcome = None
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()), \
+                watch or contextlib.nullcontext():
             verifier(*args, **kwargs)  # what the student's code prints would break the one-line contract
     except CheckFailed as exc:
-        return one_line(str(exc))
+        outcome = str(exc)
     except Exception as exc:
-        return _crashed(exc)
-    return None
+        outcome = _crashed(exc)
+    reason = (watch.reason(what) if watch else None) or outcome  # calling the reference is the real problem
+    return one_line(reason) if reason else None
 
 
 def _crashed(exc: Exception) -> str:
@@ -113,12 +136,16 @@ def fresh_rng() -> random.Random:
 
 
 def describe_exception(exc: BaseException, limit: int = 100) -> str:
-    """`ValueError: message` on one line, the message cut to `limit` characters."""
-    message = str(exc).strip().splitlines()
+    """`ValueError: message` on one line, the message cut to `limit` characters (even if str() fails)."""
+    name = getattr(type(exc), "__name__", "Exception")
+    try:
+        message = str(exc)[:10_000].strip().splitlines()
+    except Exception:  # a student's exception whose __str__ raises
+        message = ["<the message could not be printed>"]
     if not message:
-        return type(exc).__name__
+        return name
     text = message[0] if len(message[0]) <= limit else message[0][: limit - 1] + "…"
-    return f"{type(exc).__name__}: {text}"
+    return f"{name}: {text}"
 
 
 def describe_value(value: Any) -> str:
@@ -133,5 +160,5 @@ def describe_value(value: Any) -> str:
 
 def one_line(text: str) -> str:
     """Collapse whitespace to one line and cut it to REASON_LIMIT characters."""
-    flat = " ".join(text.split())
+    flat = " ".join(text[: REASON_LIMIT * 20].split())
     return flat if len(flat) <= REASON_LIMIT else flat[: REASON_LIMIT - 1] + "…"

@@ -3,7 +3,7 @@
 Each handler takes the parsed arguments and returns the exit code, like the rest of `hw3`: 0 when the
 job ran (students may still fail), 1 when `hw3 assign --check` finds out-of-date notebooks or the input
 is wrong (a missing file, a broken answer key), 2 for usage errors (argparse). Errors are printed as one
-line on stderr, never as a traceback.
+line on stderr, never as a traceback. `hw3 grade --help` states this contract (GRADE_EPILOG).
 """
 
 from __future__ import annotations
@@ -12,7 +12,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from .sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
+
 EXIT_OK, EXIT_FAILED = 0, 1
+
+GRADE_EPILOG = f"""\
+exit status:
+  0  grading ran: every submission has a report (students may still have failed,
+     and a broken, hostile or foreign notebook is graded 0 with its reason)
+  1  bad input: a missing submission or --reference folder, reference notebooks
+     without check cells, an output file that cannot be written
+  2  usage error: unknown option, bad --timeout or --memory-gb
+
+Each notebook runs in its own kernel with --timeout per cell, --memory-gb of memory
+and at most {OUTPUT_LIMIT} characters of output per cell; processes it starts are
+killed after it. A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assign.set_defaults(handler=run_assign)
 
     grade = subparsers.add_parser(
-        "grade", help="grade submitted notebooks",
-        description="Re-execute each submission in a fresh kernel, re-run every check, and report points "
-                    "per question. A submission is one student's notebook, or a folder with one student's "
+        "grade", help="grade submitted notebooks", epilog=GRADE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-execute each submission in a fresh kernel, re-run every check, and report points\n"
+                    "per question. A submission is one student's notebook, or a folder with one student's\n"
                     "notebooks when the homework comes in several.")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                        help="a student's .ipynb file, or a folder with one student's notebooks")
@@ -41,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
     grade.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
                        help="time limit for each cell and each check (default: 600)")
+    grade.add_argument("--memory-gb", type=_memory_gb, default=DEFAULT_MEMORY_GB, metavar="GIB",
+                       help=f"memory limit of each notebook's kernel in GiB: an allocation past it fails inside "
+                            f"the notebook instead of exhausting the machine (default: {DEFAULT_MEMORY_GB:g}; "
+                            f"0: no limit)")
     grade.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
                        help="the released student notebooks, whose check cells submissions must keep "
                             "(default: notebooks)")
@@ -54,6 +73,16 @@ def _positive_seconds(text: str) -> float:
         value = 0.0
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _memory_gb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB (0 for no limit)")
     return value
 
 
@@ -91,10 +120,12 @@ def run_assign(args: argparse.Namespace) -> int:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--reference DIR]`."""
+    """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--memory-gb G]
+    [--reference DIR]`."""
     from . import report
     from .checks import describe_exception, one_line
     from .grader import ReferenceNotebookError, failed_report, grade, load_reference
+    from .sandbox import Limits
 
     missing = [path for path in args.submissions if not path.exists()]
     if missing:
@@ -112,7 +143,7 @@ def run_grade(args: argparse.Namespace) -> int:
     reports = []
     for path in args.submissions:
         try:
-            reports.append(grade(path, reference, args.timeout))
+            reports.append(grade(path, reference, args.timeout, limits=Limits(memory_gb=args.memory_gb)))
         except Exception as exc:  # a grader bug must not cost the other students their grades
             reports.append(failed_report(path, "the grader crashed on this submission (see the note)",
                                          one_line(f"grading crashed ({describe_exception(exc)}): report it to "

@@ -5,6 +5,10 @@ past its limit or stops the kernel (`os._exit`, a segfault) is recorded, and the
 from the top in a new kernel without it, so the cells after it still get their chance; when more than
 MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's own cell runs in the same
 kernel, and its outputs are returned.
+
+Every kernel runs under `sandbox.Limits` (a memory limit, at most so many characters of output per cell)
+and, once shut down, is swept: no process it started outlives it. Outputs stored in the submitted
+notebook are dropped before running: only what the cells print now counts.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from .checks import one_line
+from .sandbox import OUTPUT_LIMIT, Limits, descendants, launch_prefix, sandbox_env, sweep
 
 MAX_BROKEN = 3
 KERNEL_NAME = "python3"
@@ -36,6 +42,8 @@ class Execution:
     failures: dict[int, str] = field(default_factory=dict)
     final_outputs: list = field(default_factory=list)
     final_error: str | None = None
+    broken: dict[int, str] = field(default_factory=dict)  # the cells that hung or stopped the kernel (skipped)
+    final_broken: bool = False  # the grader's cell itself hung or stopped the kernel, part way through
 
 
 class _Broken(Exception):
@@ -46,16 +54,93 @@ class _Broken(Exception):
         self.index = index
 
 
+class LimitedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel command starts with `launch_prefix` (the limits launcher)."""
+
+    launch_prefix: list[str] = []
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return [*self.launch_prefix, *super().format_kernel_cmd(extra_arguments)]
+
+
+def kernel_manager(kernel_name: str, limits: Limits) -> LimitedKernelManager:
+    """A kernel manager for `kernel_name` that starts its kernel under `limits`."""
+    km = LimitedKernelManager(kernel_name=kernel_name)
+    km.launch_prefix = launch_prefix(limits)
+    return km
+
+
+def _size(output: dict) -> int:
+    """Characters an output holds (its text, or every representation it carries), plus 100 for the output itself."""
+    if "text" in output:
+        return 100 + len(output["text"])
+    data = output.get("data") or {}
+    return 100 + sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
+
+
+def shorten_error(output: dict, limit: int) -> None:
+    """Cut an error output's value and traceback (its last 20 lines) to `limit` characters each."""
+    output["evalue"] = str(output.get("evalue", ""))[:limit]
+    output["traceback"] = [str(line)[:limit] for line in list(output.get("traceback", []))[-20:]]
+
+
+class CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most `output_limit` characters of outputs per cell, and no widget state.
+
+    Past the limit, stream text is cut, other outputs are dropped, and one note says so; error outputs
+    are always kept (shortened), because they tell why a cell failed.
+    """
+
+    def __init__(self, *args, output_limit: int = OUTPUT_LIMIT, **kwargs) -> None:
+        super().__init__(*args, store_widget_state=False, **kwargs)
+        self.output_limit = output_limit
+        self._spent: dict[int, int] = {}  # characters kept per cell index (each cell runs once per client)
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's handler of one output message, then the cap."""
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None or not outs or outs[-1] is not out:
+            return out
+        if out.get("output_type") == "error":
+            shorten_error(out, self.output_limit)
+            return out
+        spent, size = self._spent.get(cell_index, 0), _size(out)
+        self._spent[cell_index] = spent + size
+        if spent + size <= self.output_limit:
+            return out
+        left = self.output_limit - spent - 100
+        if out.get("output_type") == "stream" and left > 0:
+            out["text"] = out["text"][:left]
+        else:
+            outs.pop()
+        if spent <= self.output_limit:  # the first output past the limit: say so, once
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text=f"\n[hw3 grade: output cut after {self.output_limit} characters]\n"))
+        return None
+
+
 def first_error(outputs: list) -> str | None:
-    """`Name: value` of the first error output, else None."""
+    """`Name: value` of the first error output (the value cut to 1000 characters), else None."""
     for output in outputs:
         if output.get("output_type") == "error":
-            value = str(output.get("evalue", "")).strip()
-            return f"{output.get('ename', 'Error')}: {value}" if value else str(output.get("ename", "Error"))
+            name = str(output.get("ename", "Error"))[:100]
+            value = str(output.get("evalue", ""))[:1000].strip()
+            return f"{name}: {value}" if value else name
     return None
 
 
-def _run_cell(client: NotebookClient, cell: nbformat.NotebookNode, index: int) -> str | None:
+_OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "out of memory")
+
+
+def cell_error(index: int, error: str, limits: Limits) -> str:
+    """The one-line reason for a cell that raised `error`; running out of memory names the grader's limit."""
+    if limits.memory_gb and any(sign in error for sign in _OUT_OF_MEMORY):
+        return one_line(f"cell {index + 1} ran out of memory under the grader's {limits.memory_gb:g} GiB limit: "
+                        f"use less memory ({error})")
+    return one_line(f"cell {index + 1} raised {error}")
+
+
+def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits) -> str | None:
     """Execute one notebook cell: its one-line error, or None; _Broken when it hangs or kills the kernel."""
     try:
         client.execute_cell(cell, index)
@@ -64,52 +149,87 @@ def _run_cell(client: NotebookClient, cell: nbformat.NotebookNode, index: int) -
     except DeadKernelError:
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
     error = first_error(cell.outputs)
-    return one_line(f"cell {index + 1} raised {error}") if error else None
+    return cell_error(index, error, limits) if error else None
 
 
-def _run_final(client: NotebookClient, cell: nbformat.NotebookNode, index: int) -> str | None:
-    """Execute the grader's cell: None when it completed, else why not."""
+def _run_final(client: CappedClient, cell: nbformat.NotebookNode, index: int) -> tuple[str | None, bool]:
+    """Execute the grader's cell: (None when it completed, else why not; whether it hung or stopped the kernel)."""
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
-        return f"the grader's final check did not finish within {client.timeout:g} s"
+        return f"the grader's final check did not finish within {client.timeout:g} s", True
     except DeadKernelError:
-        return "a checked function stopped the Python kernel during the grader's final check"
+        return "a checked function stopped the Python kernel during the grader's final check", True
     error = first_error(cell.outputs)
-    return one_line(f"the grader's final check failed ({error})") if error else None
+    return (one_line(f"the grader's final check failed ({error})") if error else None), False
+
+
+def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` with only what running it needs: the cells' types and sources (same indices)."""
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cells.append(nbformat.v4.new_code_cell(cell.source))
+        else:
+            cells.append(nbformat.v4.new_raw_cell(""))  # keeps the indices; nothing to run
+    return nbformat.v4.new_notebook(cells=cells)
 
 
 def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str, timeout: float,
-              final_timeout: float, cwd: Path, env: dict[str, str]) -> Execution:
-    """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell."""
+              final_timeout: float, cwd: Path, env: dict[str, str], limits: Limits) -> Execution:
+    """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell.
+
+    Whatever happens, the kernel is shut down and every process it started is killed afterwards.
+    """
     work = copy.deepcopy(nb)
     final = nbformat.v4.new_code_cell(final_source)
     work.cells.append(final)
-    client = NotebookClient(work, timeout=timeout, kernel_name=KERNEL_NAME, allow_errors=True,
-                            shutdown_kernel="immediate", record_timing=False, log=_QUIET)
-    result = Execution(failures=dict(skip))
-    with client.setup_kernel(cwd=str(cwd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-        for index, cell in enumerate(work.cells[:-1]):
-            if cell.cell_type == "code" and index not in skip:
-                message = _run_cell(client, cell, index)
-                if message:
-                    result.failures[index] = message
-        client.timeout = final_timeout
-        result.final_error = _run_final(client, final, len(work.cells) - 1)
-        result.final_outputs = list(final.outputs)
+    km = kernel_manager(KERNEL_NAME, limits)
+    client = CappedClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
+                          record_timing=False, log=_QUIET, output_limit=limits.output_limit)
+    kernel_env, token = sandbox_env(env, limits)
+    result = Execution(failures=dict(skip), broken=dict(skip))
+    session, tree = None, set()
+    try:
+        with client.setup_kernel(cwd=str(cwd), env=kernel_env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, cleanup_kc=True):
+            session = km.provisioner.pid if km.provisioner else None
+            try:
+                for index, cell in enumerate(work.cells[:-1]):
+                    if cell.cell_type == "code" and index not in skip:
+                        message = _run_cell(client, cell, index, limits)
+                        if message:
+                            result.failures[index] = message
+                client.timeout = final_timeout
+                result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
+                result.final_outputs = list(final.outputs)
+            finally:
+                tree = descendants(session) if session else set()
+    finally:
+        sweep(token, session, tree)
     return result
 
 
+def _startup_error(exc: Exception, limits: Limits) -> str:
+    """Why the kernel could not run, naming --memory-gb when a memory limit was set."""
+    hint = f" (if {limits.memory_gb:g} GiB is too little for it, raise hw3 grade --memory-gb)" if limits.memory_gb else ""
+    return one_line(f"could not run the {KERNEL_NAME} kernel{hint}: {type(exc).__name__}: {exc}")
+
+
 def execute(nb: nbformat.NotebookNode, final_source: str, *, timeout: float, final_timeout: float,
-            cwd: Path, env: dict[str, str]) -> Execution:
-    """Run every code cell of `nb`, then `final_source`, in a fresh kernel started in `cwd` with `env`."""
-    broken: dict[int, str] = {}
+            cwd: Path, env: dict[str, str], limits: Limits = Limits(), skip: dict[int, str] | None = None) -> Execution:
+    """Run every code cell of `nb`, then `final_source`, in a fresh kernel started in `cwd` with `env`.
+
+    `skip` holds cells already known to hang or stop the kernel (an earlier Execution's `broken`).
+    """
+    nb = without_outputs(nb)
+    broken: dict[int, str] = dict(skip or {})
     while len(broken) <= MAX_BROKEN:
         try:
-            return _run_once(nb, broken, final_source, timeout, final_timeout, cwd, env)
+            return _run_once(nb, broken, final_source, timeout, final_timeout, cwd, env, limits)
         except _Broken as exc:
             broken[exc.index] = str(exc)
         except Exception as exc:  # the kernel itself could not start or talk: not the notebook's fault
-            return Execution(failures=broken, final_error=one_line(f"could not run the {KERNEL_NAME} kernel "
-                                                                    f"({type(exc).__name__}: {exc})"))
-    return Execution(failures=broken, final_error=f"{len(broken)} cells hung or stopped the kernel: grading gave up")
+            return Execution(failures=broken, final_error=_startup_error(exc, limits), broken=broken)
+    return Execution(failures=broken, final_error=f"{len(broken)} cells hung or stopped the kernel: grading gave up",
+                     broken=broken)

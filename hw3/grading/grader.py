@@ -6,7 +6,9 @@ released notebook whose check cells it shares, executed in a kernel of its own, 
 grader's final cell (see `audit`): points never come from what a notebook printed. A question earns its
 points when its check cell is the untouched one of the released notebook, no cell of its part of the
 notebook failed (raised, hung or stopped the kernel), and the final re-check passed. Manual questions
-are listed with status "manual" and 0 automatic points.
+are listed with status "manual" and 0 automatic points. A re-check that hangs or stops the kernel costs
+its own question only: the notebook runs again for the questions after it (`recheck`). Kernels run
+under `sandbox.Limits` (memory, output) and leave no process behind.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .execute import Execution, execute
 from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths,
                        read_notebook, regions)
 from .points import QUESTIONS, Question, max_total
+from .sandbox import Limits
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -155,6 +158,7 @@ class Findings:
     regions: dict[str, range] = field(default_factory=dict)
     results: dict[str, list[AuditResult]] = field(default_factory=dict)
     final_error: str | None = None
+    blamed: dict[str, str] = field(default_factory=dict)  # questions whose re-check hung or stopped the kernel
 
     def reason(self, qid: str) -> str | None:
         """Why question `qid` earns nothing, or None when it earns its points."""
@@ -166,7 +170,7 @@ class Findings:
             return self.failures[own[0]]
         outcome = self.results.get(qid, [])
         if not outcome:
-            return self.final_error or "the grader's final check gave no result"
+            return self.blamed.get(qid) or self.final_error or "the grader's final check gave no result"
         if len(outcome) > 1:
             return "the final check reported conflicting results: the notebook tampered with the grader"
         result = outcome[0]
@@ -188,20 +192,59 @@ class Findings:
         return notes + ([self.final_error] if self.final_error else [])
 
 
-def grade_notebook(nb: nbformat.NotebookNode, released: Released,
-                   timeout: float) -> tuple[dict[str, str | None], list[str]]:
+FINAL_RETRIES = 2
+
+
+@dataclass
+class Rechecks:
+    """The grader's re-checks of one notebook: the first run's cells, every result, who broke the final cell."""
+
+    execution: Execution
+    results: dict[str, list[AuditResult]]
+    blamed: dict[str, str]
+    final_error: str | None
+
+
+def recheck(nb: nbformat.NotebookNode, calls: dict[str, CheckCall], timeout: float, limits: Limits) -> Rechecks:
+    """Run `nb` and re-check `calls` in its kernel.
+
+    When one re-check hangs the grader's cell or stops the kernel (`os._exit` in a checked function),
+    that question takes the blame and the notebook runs again for the questions after it (at most
+    FINAL_RETRIES more runs), so one broken function does not cost the other questions their points.
+    """
+    pending = list(calls.items())
+    results: dict[str, list[AuditResult]] = {}
+    blamed: dict[str, str] = {}
+    first: Execution | None = None
+    for _ in range(FINAL_RETRIES + 1):
+        nonce = secrets.token_hex(16)
+        source = final_cell([(qid, call.arguments) for qid, call in pending], nonce, timeout)
+        with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as workdir:
+            execution = execute(nb, source, timeout=timeout, final_timeout=timeout * len(pending) + 60,
+                                cwd=Path(workdir), env=kernel_env(), limits=limits,
+                                skip=first.broken if first else None)
+        first = first or execution
+        found = parse_results(execution.final_outputs, nonce)
+        results.update(found)
+        unanswered = [qid for qid, _ in pending if qid not in found]
+        if not (execution.final_broken and unanswered):
+            break
+        blamed[unanswered[0]] = execution.final_error
+        pending = [(qid, call) for qid, call in pending if qid in unanswered[1:]]
+        if not pending:
+            break
+    unresolved = [qid for qid in calls if qid not in results and qid not in blamed]
+    return Rechecks(first, results, blamed, execution.final_error if unresolved else None)
+
+
+def grade_notebook(nb: nbformat.NotebookNode, released: Released, timeout: float,
+                   limits: Limits = Limits()) -> tuple[dict[str, str | None], list[str]]:
     """({question id: why it earns nothing, or None} for the released notebook's questions, notes)."""
     valid, problems = match_reference(check_calls(nb.cells), released.checks)
-    execution = Execution()
-    nonce = secrets.token_hex(16)
-    if valid:
-        source = final_cell([(qid, call.arguments) for qid, call in valid.items()], nonce, timeout)
-        with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as workdir:
-            execution = execute(nb, source, timeout=timeout, final_timeout=timeout * len(valid) + 60,
-                                cwd=Path(workdir), env=kernel_env())
+    checks = recheck(nb, valid, timeout, limits) if valid else Rechecks(Execution(), {}, {}, None)
     untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
-    findings = Findings(problems, execution.failures, untouched, regions(list(valid.values())),
-                        parse_results(execution.final_outputs, nonce), execution.final_error)
+    findings = Findings(problems, checks.execution.failures, untouched, regions(list(valid.values())),
+                        checks.results, checks.final_error, checks.blamed)
     return {qid: findings.reason(qid) for qid in released.checks}, findings.notes()
 
 
@@ -226,8 +269,12 @@ def failed_report(submission: Path, summary: str, reason: str) -> Report:
     return Report(str(submission), student_name(submission), questions, [reason])
 
 
-def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEOUT) -> Report:
-    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook)."""
+def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEOUT,
+          limits: Limits = Limits()) -> Report:
+    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook).
+
+    `timeout` bounds each cell and each re-check; `limits` bounds each kernel's memory and outputs.
+    """
     submission = Path(submission)
     paths = notebook_paths(submission) if submission.is_dir() else [submission]
     reasons: dict[str, str | None] = {}
@@ -248,7 +295,7 @@ def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEO
             notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
         else:
             graded_by[name] = path.name
-            found, more = grade_notebook(nb, reference[name], timeout)
+            found, more = grade_notebook(nb, reference[name], timeout, limits)
             reasons.update(found)
             notes.extend(label + note for note in more)
     home = {qid: name for name, released in reference.items() for qid in released.checks}

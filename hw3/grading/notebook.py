@@ -16,6 +16,10 @@ from typing import NamedTuple
 
 import nbformat
 
+from .sandbox import MAX_NOTEBOOK_MB
+
+MAX_CELL_SOURCE = 200_000  # characters: longer code cells are not parsed (no check cell is that long)
+
 
 class NotebookError(Exception):
     """A notebook that cannot be read; the message is one line naming the file and the fix."""
@@ -33,6 +37,13 @@ class CheckCall(NamedTuple):
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at `path` (nbformat 4); NotebookError when it is not a readable notebook."""
     try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise NotebookError(f"cannot read {path} ({exc.strerror})") from None
+    if size > MAX_NOTEBOOK_MB * 2**20:
+        raise NotebookError(f"{path} is {size / 2**20:.0f} MB, over the grader's {MAX_NOTEBOOK_MB} MB limit: clear "
+                            f"its outputs (Edit > Clear All Outputs), save and submit it again")
+    try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise NotebookError(f"{path} is not UTF-8 text: download it again as .ipynb") from None
@@ -42,6 +53,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NotebookError(f"{path} is not valid JSON (line {exc.lineno}): download it again as .ipynb") from None
+    except (RecursionError, MemoryError, ValueError) as exc:  # nested too deeply, a 5000-digit number, ...
+        raise NotebookError(f"{path} is not valid JSON ({type(exc).__name__}): download it again as .ipynb") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise NotebookError(f"{path} is JSON but not a Jupyter notebook (no list of cells)")
     try:
@@ -68,7 +81,10 @@ def _transformer():
 
 
 def parse_cell(source: str) -> ast.Module | None:
-    """The syntax tree of a code cell (IPython magics and shell escapes allowed); None if it does not parse."""
+    """The syntax tree of a code cell (IPython magics and shell escapes allowed); None if it does not parse
+    or is longer than MAX_CELL_SOURCE characters."""
+    if len(source) > MAX_CELL_SOURCE:
+        return None
     try:
         return ast.parse(_transformer().transform_cell(source))
     except Exception:  # any text can come from a submission: what does not parse has no check calls
