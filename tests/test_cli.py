@@ -183,9 +183,6 @@ def test_encoder_folder_without_tokenizer_files(run_cli, tiny_encoder_dir, tmp_p
     assert_one_line_error(code, stderr, "tokenizer")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (hw3/sentiment/pipeline.py, predict.py): a tokenizer whose ids exceed the "
-                                       "encoder's vocab_size crashes inside BERT's embedding with an IndexError traceback. "
-                                       "Fix: after loading both, raise HW3Error when len(tokenizer) > bert.config.vocab_size")
 def test_encoder_whose_vocabulary_is_smaller_than_its_tokenizer(run_cli, bundled_tokenizer, tmp_path):
     import contextlib
     import io
@@ -225,20 +222,12 @@ def test_predict_with_a_truncated_checkpoint(run_cli, trained_run, tmp_path):
     assert_one_line_error(code, stderr, "model.pt", "retrain")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (hw3/sentiment/checkpoint.py load): a file that starts like a pickle opcode "
-                                       "(a text file beginning with 't') makes torch's weights-only unpickler raise "
-                                       "IndexError, which load() does not catch: a traceback. Fix: catch Exception from "
-                                       "torch.load and report 'is not a readable checkpoint'")
 def test_predict_with_a_text_file_as_checkpoint(run_cli, tmp_path):
     (tmp_path / "model.pt").write_text("this is not a checkpoint\n")
     code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path), "text"])
     assert_one_line_error(code, stderr, "model.pt")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (hw3/sentiment/checkpoint.py load): every pickle.UnpicklingError, including "
-                                       "'invalid load key' from a damaged or foreign file, is reported as 'not a safe "
-                                       "weights-only checkpoint (loading it could run code)'. Fix: say so only when the "
-                                       "message holds 'Weights only load failed'; else 'is not a readable checkpoint'")
 def test_predict_with_a_garbage_checkpoint_is_not_called_unsafe(run_cli, tmp_path):
     (tmp_path / "model.pt").write_bytes(b"garbage\n")
     code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path), "text"])

@@ -97,9 +97,6 @@ def test_load_trained_refuses_a_foreign_file(tmp_path):
         load_trained(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (hw3/sentiment/checkpoint.py load): bytes such as b't' or b'0' (pickle "
-                                       "opcodes that pop an empty stack) make torch.load(weights_only=True) raise "
-                                       "IndexError, which is not turned into HW3Error. Fix: catch Exception in load()")
 @settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=64))
 @example(b"this is not a checkpoint\n")

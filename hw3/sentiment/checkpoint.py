@@ -1,17 +1,25 @@
 """Checkpoints: atomic writes and safe (weights-only) loading.
 
 `model.pt` holds the best model (head weights plus the encoder and settings it needs); `last.pt` holds
-everything to resume (optimizer, epoch, best validation loss, RNG state, history). Both are plain dicts
-of tensors and numbers, written to a temporary file and renamed, and loaded with weights_only=True so
-a checkpoint that would run code is refused.
+everything to resume (optimizer, epoch, best validation loss and the best head, RNG state, history).
+Both are plain dicts of tensors and numbers, serialized in memory, written to a temporary file beside
+the target, fsynced and renamed over it, so a crash or a full disk mid-write leaves the previous file
+intact; they are loaded with weights_only=True so a checkpoint that would run code is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
+import math
 import os
 import pickle
+import pickletools
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,94 +30,268 @@ FORMAT = "hw3-bertgru-1"
 BEST = "model.pt"
 LAST = "last.pt"
 METRICS = "metrics.json"
+CURVES = "curves.png"
+# What last.pt must hold to resume a run.
+STATE_KEYS = ("head", "optimizer", "rng", "epoch", "epochs", "best_valid_loss", "best_epoch", "best_head", "history", "config")
+# Leftovers of a killed run: temporary files of write_bytes_atomic and of ensure_writable, the feature spill file.
+STALE_PATTERNS = tuple(f".{name}.*.tmp" for name in (BEST, LAST, METRICS, CURVES, "hw3-probe")) + ("hw3-features-*.f16",)
+# fsync errors that only mean "this file system does not do fsync" (some FUSE mounts).
+_FSYNC_UNSUPPORTED = (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temp file beside `path`, fsync, then rename over `path`."""
+def _reason(exc: OSError) -> str:
+    """The short reason of an OSError ('No space left on device'), never 'None'."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create `folder` (and parents) and check a file can be created in it; one-line HW3Error otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise HW3Error(f"--out {folder} is a file, not a folder: choose another --out folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hw3-probe.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HW3Error(f"cannot write to {folder} ({_reason(exc)}): choose a writable --out folder") from None
+
+
+def remove_stale(folder: Path) -> list[Path]:
+    """Delete temporary files that a killed run left in `folder`; returns what was removed."""
+    removed = []
+    for pattern in STALE_PATTERNS:
+        for path in Path(folder).glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def remove_outputs(folder: Path) -> None:
+    """Delete a previous run's last.pt, model.pt, metrics.json and curves.png (last.pt first)."""
+    for name in (LAST, BEST, METRICS, CURVES):
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
+def _fsync(fd: int) -> None:
+    """fsync that tolerates file systems without fsync, but not write errors (ENOSPC, EIO)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _FSYNC_UNSUPPORTED:
+            raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best effort: make a rename durable; silently skipped where directories cannot be fsynced."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _default_mode() -> int:
+    """The mode a normally created file gets (0o666 minus the umask); mkstemp would give 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync, rename over `path`; one-line HW3Error on failure.
+
+    Until the rename, `path` keeps its previous content, so a kill or a full disk never leaves it half written.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise HW3Error(f"cannot write to {path.parent} ({exc.strerror}): choose a writable --out folder") from None
+        raise HW3Error(f"cannot write to {path.parent} ({_reason(exc)}): choose a writable --out folder") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            _fsync(f.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise HW3Error(f"cannot write {path} ({exc.strerror}): free disk space or choose another --out folder") from None
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise HW3Error(f"cannot write {path} ({_reason(exc)}): free disk space and continue with --resume, "
+                       f"or choose another --out folder{kept}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def save(obj: dict, path: Path) -> None:
     """torch.save `obj` to `path` atomically (the old file stays intact until the new one is complete)."""
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def save_json(obj: dict, path: Path) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
-    _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    """Write `obj` as indented JSON to `path` atomically (the file is always complete, valid JSON)."""
+    write_bytes_atomic(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def _finite(obj):
+    """`obj` with NaN and infinite floats replaced by None, so the JSON is valid for every parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure as PNG to `path` atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load(path: Path) -> dict:
-    """Load a checkpoint with weights_only=True; HW3Error for missing, foreign or unsafe files."""
+    """Load a checkpoint with weights_only=True; HW3Error for missing, foreign, damaged or unsafe files."""
     path = Path(path)
     if path.is_dir() or path.suffix != ".pt":
         path = path / BEST
     if not path.is_file():
         raise HW3Error(f"no checkpoint at {path}: run `hw3 train --out {path.parent}` first")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise HW3Error(f"{path} is not a safe weights-only checkpoint (loading it could run code): refusing it; retrain with `hw3 train`") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise HW3Error(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:120]}): retrain with `hw3 train`") from None
+        with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, IndexError, ... on bad files
+        raise _load_error(path, exc) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise HW3Error(f"{path} is not an hw3 checkpoint (format {obj.get('format') if isinstance(obj, dict) else type(obj).__name__}): retrain with `hw3 train`")
     return obj
 
 
+# Pickle opcodes that import or call something: a plain weights file never needs them outside torch's zip format.
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "REDUCE", "EXT1", "EXT2", "EXT4"})
+
+
+def _load_error(path: Path, exc: Exception) -> HW3Error:
+    """The one-line error for a file torch.load refused: 'could run code' only when it really references code."""
+    inner = exc.__context__ if isinstance(exc, pickle.UnpicklingError) and exc.__context__ is not None else exc
+    found = re.search(r"GLOBAL (\S+)", str(inner))
+    if found or _raw_pickle_calls_code(path):
+        what = f"it would import {found.group(1).rstrip('.,')}" if found else "it imports or calls code"
+        return HW3Error(f"{path} is not a safe weights-only checkpoint (loading it could run code: {what}): "
+                        f"refusing it; retrain with `hw3 train`")
+    return HW3Error(f"{path} is not a readable checkpoint ({_first_line(inner)}): retrain with `hw3 train`")
+
+
+def _raw_pickle_calls_code(path: Path, limit: int = 100_000) -> bool:
+    """True when `path` is a plain pickle (not torch's zip format) with opcodes that import or call code.
+
+    Only reads opcodes (pickletools never executes anything); damaged files count as False.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                return False
+            f.seek(0)
+            for count, (op, _, _) in enumerate(pickletools.genops(f)):
+                if op.name in _CODE_OPCODES:
+                    return True
+                if count >= limit:
+                    break
+    except Exception:
+        pass
+    return False
+
+
+def load_state(path: Path) -> dict:
+    """Load `last.pt` (safely) and check it holds everything needed to resume."""
+    state = load(path)
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise HW3Error(f"{path} cannot be resumed (it lacks {', '.join(missing)}; written by an older hw3?): "
+                       f"start afresh with another --out or delete {path}")
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 120 characters), or its type name."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:120] if lines else type(exc).__name__
+
+
 def check_compatible(ckpt: dict, encoder: str, hidden_size: int, path: Path) -> None:
     """Refuse a checkpoint trained with another encoder or embedding size, naming both."""
-    if ckpt["encoder"] != encoder or ckpt["embedding_dim"] != hidden_size:
-        raise HW3Error(f"{path} was trained with encoder {ckpt['encoder']} ({ckpt['embedding_dim']}-dim) "
-                       f"but this model uses {encoder} ({hidden_size}-dim): use --encoder {ckpt['encoder']}")
+    if ckpt.get("encoder") != encoder or ckpt.get("embedding_dim") != hidden_size:
+        raise HW3Error(f"{path} was trained with encoder {ckpt.get('encoder')} ({ckpt.get('embedding_dim')}-dim) "
+                       f"but this model uses {encoder} ({hidden_size}-dim): use --encoder {ckpt.get('encoder')}")
 
 
-def model_payload(model, encoder: str) -> dict:
-    """What `model.pt` holds: the head weights and everything needed to rebuild the model."""
+def model_payload(model, encoder: str, head: dict | None = None, epoch: int | None = None) -> dict:
+    """What `model.pt` holds: head weights (the model's, or `head`) and everything needed to rebuild the model."""
     rnn = model.rnn
-    return {
+    payload = {
         "format": FORMAT,
         "encoder": encoder,
         "embedding_dim": rnn.input_size,
         "model_config": {"hidden_dim": rnn.hidden_size, "output_dim": model.out.out_features, "n_layers": rnn.num_layers,
                          "bidirectional": rnn.bidirectional, "dropout": model.dropout.p, "pad_id": model.pad_id},
-        "head": model.head_state_dict(),
+        "head": model.head_state_dict() if head is None else head,
     }
+    if epoch is not None:
+        payload["epoch"] = epoch
+    return payload
+
+
+def same_head(a: dict, b: dict) -> bool:
+    """True when two head state dicts hold exactly the same tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def restore_model(ckpt: dict, bert, path: Path):
     """Rebuild a BERTGRUSentiment around `bert` from a checkpoint's config and head weights."""
     from .model import BERTGRUSentiment
 
-    cfg = ckpt["model_config"]
-    model = BERTGRUSentiment(bert, cfg["hidden_dim"], cfg["output_dim"], cfg["n_layers"], cfg["bidirectional"],
-                             cfg["dropout"], pad_id=cfg["pad_id"])
+    cfg = ckpt.get("model_config")
+    if not isinstance(cfg, dict) or "head" not in ckpt:
+        raise HW3Error(f"{path} lacks the model settings or weights: retrain with `hw3 train`")
+    try:
+        model = BERTGRUSentiment(bert, cfg["hidden_dim"], cfg["output_dim"], cfg["n_layers"], cfg["bidirectional"],
+                                 cfg["dropout"], pad_id=cfg["pad_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HW3Error(f"{path} has unusable model settings ({_first_line(exc)}): retrain with `hw3 train`") from None
     load_head(model, ckpt["head"], path)
     return model
 
 
 def load_head(model, head: dict, path: Path) -> None:
-    """Load head weights into `model`; refuse weights of another architecture with a one-line error."""
-    try:
-        result = model.load_state_dict(head, strict=False)
-    except RuntimeError as exc:
-        raise HW3Error(f"{path} holds weights of another architecture ({str(exc).splitlines()[-1].strip()[:120]}): retrain with `hw3 train`") from None
-    if result.unexpected_keys or any(not k.startswith("bert.") for k in result.missing_keys):
-        raise HW3Error(f"{path} holds weights of another architecture: retrain with `hw3 train`")
+    """Load head weights into `model`; refuse weights of another architecture naming both shapes."""
+    mismatch = describe_mismatch(model, head)
+    if mismatch:
+        raise HW3Error(f"{path} holds weights of another architecture ({mismatch}): retrain with `hw3 train` or use the model it was trained for")
+    model.load_state_dict(head, strict=False)
+
+
+def describe_mismatch(model, head) -> str:
+    """'' when `head` fits `model`'s non-BERT weights, else what differs, naming both sides."""
+    if not isinstance(head, dict) or not all(isinstance(v, torch.Tensor) for v in head.values()):
+        return "the head is not a dict of tensors"
+    own = model.head_state_dict()
+    for key in sorted(own.keys() & head.keys()):
+        if own[key].shape != head[key].shape:
+            return f"{key} is {list(head[key].shape)} in the checkpoint but {list(own[key].shape)} in this model"
+    extra, missing = sorted(head.keys() - own.keys()), sorted(own.keys() - head.keys())
+    if extra or missing:
+        return (f"the checkpoint has {len(extra)} weights this model lacks (e.g. {(extra or ['-'])[0]}) and lacks "
+                f"{len(missing)} it needs (e.g. {(missing or ['-'])[0]})")
+    return ""

@@ -26,6 +26,7 @@ SPLITS = ("train", "test")
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 SEED = 1234
 VALID_FRACTION = 0.3
+MAX_REVIEW_BYTES = 10 << 20  # IMDB's longest review is 14 kB; only the first 512 tokens are used anyway
 
 
 class Review(NamedTuple):
@@ -64,11 +65,13 @@ def cache_dir() -> Path:
 
 def _aclimdb_root(path: Path) -> Path:
     """Accept DIR or DIR/aclImdb; return the folder that holds train/ and test/."""
-    for candidate in (path, path / "aclImdb"):
+    candidates = [path / "aclImdb", path] if (path / "aclImdb").is_dir() else [path]
+    for candidate in candidates:
         if all((candidate / s).is_dir() for s in SPLITS):
             return candidate
-    missing = [s for s in SPLITS if not (path / s).is_dir()]
-    raise HW3Error(f"{path} is not in aclImdb layout (missing {', '.join(m + '/' for m in missing)}): it needs train/ and test/, each with pos/ and neg/")
+    where = candidates[0]
+    missing = [s for s in SPLITS if not (where / s).is_dir()]
+    raise HW3Error(f"{where} is not in aclImdb layout (missing {', '.join(m + '/' for m in missing)}): it needs train/ and test/, each with pos/ and neg/")
 
 
 def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
@@ -97,7 +100,7 @@ def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
         except OSError as exc:
             part.unlink(missing_ok=True)
             raise HW3Error(f"cannot download IMDB from {url} ({exc}): check the network, or use --data sample or --data DIR") from None
-        part.rename(archive)
+        part.replace(archive)
     staging = dest / "aclImdb.unpacking"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -106,6 +109,9 @@ def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
     except (tarfile.TarError, OSError) as exc:
         archive.unlink(missing_ok=True)
         raise HW3Error(f"the IMDB archive was damaged ({exc}): run again to download it afresh") from None
+    if not (staging / "aclImdb").is_dir():
+        archive.unlink(missing_ok=True)
+        raise HW3Error(f"the archive from {url} has no aclImdb folder: run again to download it afresh, or use --data DIR")
     (staging / "aclImdb").rename(final)
     shutil.rmtree(staging, ignore_errors=True)
     return final
@@ -127,18 +133,37 @@ def resolve_data(data: str = "auto") -> DataSource:
     path = Path(data).expanduser()
     if not path.exists():
         raise HW3Error(f"data folder {path} does not exist: use --data sample, --data imdb, or a folder in aclImdb layout")
+    if not path.is_dir():
+        raise HW3Error(f"--data {path} is a file, not a folder: give a folder in aclImdb layout (train/ and test/, each with pos/ and neg/)")
+    path = path.resolve()
     return DataSource(str(path), _aclimdb_root(path), "local folder")
 
 
 def read_review(path: Path) -> str:
-    """The text of one review file; HW3Error naming the file when it is not UTF-8 or is empty."""
+    """The text of one review file (UTF-8, BOM allowed); HW3Error naming the file when it is unreadable, not UTF-8, empty or huge."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise HW3Error(f"{path} is not UTF-8 text: re-save it as UTF-8 or delete it") from None
+        size = path.stat().st_size
+        if size > MAX_REVIEW_BYTES:
+            raise HW3Error(f"{path} is {size / 2**20:.0f} MiB, too big for a review (at most {MAX_REVIEW_BYTES >> 20} MiB): "
+                           f"move it out of the data folder")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HW3Error(f"cannot read {path} ({exc.strerror or exc}): fix its permissions or delete it") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HW3Error(f"{path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8 or delete it") from None
     if not text.strip():
         raise HW3Error(f"{path} is an empty review: delete it or write the review into it")
     return text
+
+
+def review_files(folder: Path) -> list[Path]:
+    """The *.txt files of one pos/ or neg/ folder, sorted (sub-folders named *.txt are skipped)."""
+    try:
+        return sorted(f for f in folder.glob("*.txt") if f.is_file())
+    except OSError as exc:
+        raise HW3Error(f"cannot list {folder} ({exc.strerror or exc}): fix its permissions") from None
 
 
 def read_split(root: Path, split: str) -> list[Review]:
@@ -148,7 +173,7 @@ def read_split(root: Path, split: str) -> list[Review]:
         folder = root / split / label_name
         if not folder.is_dir():
             raise HW3Error(f"{folder} is missing: an aclImdb {split}/ folder needs pos/ and neg/ subfolders")
-        reviews.extend(Review(read_review(f), label) for f in sorted(folder.glob("*.txt")))
+        reviews.extend(Review(read_review(f), label) for f in review_files(folder))
     if not reviews:
         raise HW3Error(f"{root / split} has no .txt reviews: put review files in its pos/ and neg/ folders")
     if len({r.label for r in reviews}) < 2:

@@ -123,6 +123,25 @@ class CachedBatches:
             yield Batch(self.store.get(indices, self.iterator.device), self.iterator.labels[indices].to(self.iterator.device))
 
 
+class EmbeddedBatches:
+    """Batch(Features, label) embedded on the fly in the order of `iterator`, without storing them.
+
+    For a split that is read once (the test set): caching it would only cost memory or disk. Features are
+    rounded through float16 like the cached ones, so both paths give the model the same inputs.
+    """
+
+    def __init__(self, iterator: BucketIterator, embed: Callable[[torch.Tensor], Features]) -> None:
+        self.iterator, self.embed = iterator, embed
+
+    def __len__(self) -> int:
+        return len(self.iterator)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in self.iterator:
+            features = self.embed(batch.text)
+            yield Batch(Features(features.embedded.to(torch.float16).float(), features.lengths), batch.label)
+
+
 def make_embedder(model, dtype: torch.dtype | None) -> Callable[[torch.Tensor], Features]:
     """model.embed under inference mode, with autocast to `dtype` when given."""
     device_type = next(model.parameters()).device.type

@@ -3,14 +3,21 @@
 Speed comes from not repeating work: reviews are tokenized in parallel batches by the Rust tokenizer,
 BERT runs once per review (eval mode, inference mode, bf16 where the hardware has it) and its outputs
 are cached, so later epochs only train the GRU; batches are length-bucketed and the GRU skips padding.
+
+Resuming: after every epoch `last.pt` is written first (head, Adam state, torch RNG state, history, best
+validation loss and the best head itself), then `model.pt` when the epoch improved, then metrics.json,
+each atomically. `last.pt` is the source of truth: on --resume a `model.pt` that does not hold its best
+head is rewritten from it. Batch order depends only on (seed, epoch) and BERT features are computed in
+one fixed order, so a resumed run gives the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,9 +29,9 @@ from .batching import DEFAULT_BATCH_SIZE, BucketIterator
 from .data import SEED, load_splits, resolve_data
 from .encoders import load_bert, resolve_encoder
 from .errors import HW3Error
-from .features import CachedBatches, FeatureStore, make_embedder, resolve_precision
+from .features import CachedBatches, EmbeddedBatches, FeatureStore, make_embedder, resolve_precision
 from .model import build_model, count_parameters, freeze_bert, total_parameters
-from .tokenizer import BERT_MAX_LENGTH, encode_batch, load_tokenizer
+from .tokenizer import BERT_MAX_LENGTH, check_vocabulary, encode_batch, load_tokenizer
 from .training import evaluate, plot_history, train
 
 
@@ -67,6 +74,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def _progress(iterable, desc: str, enabled: bool):
+    """`iterable` wrapped in a tqdm bar when enabled."""
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
@@ -74,20 +82,141 @@ def _progress(iterable, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, leave=False, unit="batch")
 
 
-def _resume_state(out: Path, config: TrainConfig, encoder: str, data: str) -> dict | None:
+# Options that must match to continue a run (--epochs may grow, --device may change).
+RESUME_OPTIONS = ("encoder", "data", "max_length", "batch_size", "seed", "lr", "precision")
+
+
+@dataclass
+class Progress:
+    """What finished epochs leave behind: their records and the best model so far."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_valid_loss: float = math.inf
+    best_epoch: int = 0
+    best_head: dict | None = None
+
+    def update(self, record: dict, head: dict) -> bool:
+        """Add one epoch's record; keep a copy of `head` when its validation loss is the best. True if it is."""
+        self.history.append(record)
+        self.epoch = record["epoch"]
+        improved = self.best_head is None or record["valid_loss"] < self.best_valid_loss
+        if improved:
+            self.best_valid_loss, self.best_epoch = record["valid_loss"], record["epoch"]
+            self.best_head = _clone(head)
+        return improved
+
+
+def _clone(tensors: dict) -> dict:
+    """Detached CPU copies of a state dict's tensors (safe to keep while training goes on)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
+
+
+def _resume_state(out: Path, config: TrainConfig, encoder: str, data: str, log: Callable[[str], None]) -> dict | None:
     """The saved state to continue from, or None for a fresh run; refuses to clobber an unfinished run."""
     last = out / checkpoint.LAST
     if not last.is_file():
+        if config.resume:
+            log(f"nothing to resume in {out} (no {checkpoint.LAST}): starting a fresh run")
         return None
-    state = checkpoint.load(last)
+    state = checkpoint.load_state(last)
     if not config.resume:
-        if state["epoch"] < state["epochs"] and not state.get("finished", False):
-            raise HW3Error(f"{out} holds a run stopped after epoch {state['epoch']} of {state['epochs']}: add --resume to continue it, or choose another --out")
+        if not state.get("finished", False):
+            raise HW3Error(f"{out} holds an unfinished run (stopped after epoch {state['epoch']} of {state['epochs']}): "
+                           f"add --resume to continue it, or choose another --out")
+        log(f"replacing the finished run in {out} (use --resume to continue it instead)")
+        checkpoint.remove_outputs(out)
         return None
-    for key, value in (("encoder", encoder), ("data", data), ("max_length", config.max_length), ("batch_size", config.batch_size), ("seed", config.seed)):
-        if state["config"][key] != value:
-            raise HW3Error(f"cannot resume {out}: it was trained with {key}={state['config'][key]} but this run has {key}={value}; use the same options or another --out")
+    _check_same_options(state, out, config, {"encoder": encoder, "data": data})
     return state
+
+
+def _check_same_options(state: dict, out: Path, config: TrainConfig, resolved: dict) -> None:
+    """Refuse to continue a run with options that would change its results, naming the old and new value."""
+    saved = state["config"]
+    for key in RESUME_OPTIONS:
+        value = resolved.get(key, getattr(config, key))
+        if saved.get(key) != value:
+            raise HW3Error(f"cannot resume {out}: it was trained with --{key.replace('_', '-')} {saved.get(key)} but this run "
+                           f"has --{key.replace('_', '-')} {value}; use the same options, or another --out for a new run")
+    if config.epochs < state["epoch"]:
+        raise HW3Error(f"cannot resume {out} with --epochs {config.epochs}: it already finished {state['epoch']} epochs; "
+                       f"use --epochs {state['epochs']}")
+
+
+def _restore(state: dict, model, optimizer, path: Path) -> Progress:
+    """Put a saved run's head, Adam state and RNG state back; returns its Progress."""
+    checkpoint.load_head(model, state["head"], path)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise HW3Error(f"{path} holds an unusable optimizer or RNG state ({str(exc).splitlines()[0][:100]}): "
+                       f"start afresh with another --out") from None
+    cuda_rng = state.get("cuda_rng") or []
+    if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_rng)
+    return Progress(state["epoch"], list(state["history"]), state["best_valid_loss"], state["best_epoch"], state["best_head"])
+
+
+def _sync_best(out: Path, progress: Progress, model, encoder: str, log: Callable[[str], None]) -> None:
+    """Rewrite model.pt from last.pt's best head when a kill left it missing, stale or from another run."""
+    try:
+        current = checkpoint.load(out / checkpoint.BEST)["head"]
+    except (HW3Error, KeyError):
+        current = None
+    if current is None or not checkpoint.same_head(current, progress.best_head):
+        checkpoint.save(checkpoint.model_payload(model, encoder, progress.best_head, progress.best_epoch), out / checkpoint.BEST)
+        log(f"rewrote {out / checkpoint.BEST} from {checkpoint.LAST} (best epoch {progress.best_epoch})")
+
+
+def _last_payload(model, optimizer, progress: Progress, encoder: str, config: dict, epochs: int, finished: bool = False) -> dict:
+    """Everything last.pt holds to resume (tensors copied, so it stays valid while training goes on)."""
+    return {**checkpoint.model_payload(model, encoder, _clone(model.head_state_dict())),
+            "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+            "epoch": progress.epoch, "epochs": epochs, "best_valid_loss": progress.best_valid_loss,
+            "best_epoch": progress.best_epoch, "best_head": progress.best_head, "history": progress.history,
+            "config": config, "finished": finished}
+
+
+def precompute_features(cached: CachedBatches, enabled: bool, desc: str = "BERT features") -> None:
+    """Embed every missing example in length-sorted batches of the run's batch size.
+
+    A review's BERT features then never depend on which epoch first saw it (padding changes the last
+    bits of BERT's output), so a resumed run trains on exactly the features an uninterrupted one did.
+    """
+    it, store = cached.iterator, cached.store
+    lengths = [len(x) for x in it.ids]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks = [order[i : i + it.batch_size] for i in range(0, len(order), it.batch_size)]
+    for indices in _progress(chunks, desc, enabled):
+        if store.missing(indices):
+            store.put(indices, cached.embed(it.collate(indices).text))
+
+
+# A review longer than max_length * PREFIX_CHARS_PER_TOKEN characters is tokenized from a prefix of that
+# length when the prefix provably gives the same ids: its complete words alone hold max_length - 2 tokens
+# (the cut word can give at most MAX_WORD_TOKENS: BERT's WordPiece maps a word over 100 characters to [UNK]).
+PREFIX_CHARS_PER_TOKEN = 20
+MAX_WORD_TOKENS = 100
+
+
+def tokenize_reviews(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """encode_batch(tokenizer, texts, max_length), with time and memory bounded for huge reviews.
+
+    The tokenizer builds every token of a text before truncating it (a 100k-character review is ~20k tokens,
+    ~3.5 MB), so long texts are cut to a prefix first; the ids are identical to tokenizing the whole text.
+    """
+    limit = max_length * PREFIX_CHARS_PER_TOKEN
+    ids = encode_batch(tokenizer, [t[:limit] for t in texts], max_length)
+    long = [i for i, t in enumerate(texts) if len(t) > limit]
+    if long:
+        counts = tokenizer([texts[i][:limit] for i in long], add_special_tokens=False)["input_ids"]
+        unsure = [i for i, c in zip(long, counts) if len(c) < max_length - 2 + MAX_WORD_TOKENS]
+        for i, full in zip(unsure, encode_batch(tokenizer, [texts[i] for i in unsure], max_length)):
+            ids[i] = full
+    return ids
 
 
 @contextmanager
@@ -103,86 +232,156 @@ def flush_denormals():
 def run(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Train, validate each epoch, keep the best model, test it; returns the metrics dict (also in metrics.json)."""
     config.validate()
-    with flush_denormals():
-        return _run(config, log)
+    try:
+        with flush_denormals():
+            return _run(config, log)
+    except OSError as exc:
+        where = exc.filename or config.out
+        raise HW3Error(f"cannot use {where} ({exc.strerror or exc}): check free disk space and permissions, "
+                       f"then run again with --resume") from None
 
 
-def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
-    out = Path(config.out)
-    device = pick_device(config.device)
-    spec = resolve_encoder(config.encoder)
-    source = resolve_data(config.data)
-    log(f"encoder: {spec.name} ({spec.reason}) | data: {source.name} ({source.reason}) | device: {device}")
-    state = _resume_state(out, config, spec.name, source.name)
+@dataclass
+class _Job:
+    """One `hw3 train` run once everything is loaded: what the epoch loop and the test phase share."""
 
-    tokenizer = load_tokenizer(spec)
-    splits = load_splits(source, seed=config.seed)
-    t0 = time.perf_counter()
-    ids = {name: encode_batch(tokenizer, [r.text for r in part], config.max_length) for name, part in splits._asdict().items()}
-    log(f"tokenized {sum(map(len, ids.values())):,} reviews in {time.perf_counter() - t0:.1f}s | "
-        f"train {len(splits.train):,} / valid {len(splits.valid):,} / test {len(splits.test):,}")
+    config: TrainConfig
+    out: Path
+    encoder: str
+    model: nn.Module
+    optimizer: optim.Optimizer
+    criterion: nn.Module
+    batches: Callable[..., CachedBatches | EmbeddedBatches]
+    record: dict
+    log: Callable[[str], None]
+    progress: Progress = field(default_factory=Progress)
 
+    def resume(self, state: dict, hidden_size: int) -> None:
+        """Continue from last.pt: weights, Adam and RNG state, history; repair model.pt if a kill left it stale."""
+        path = self.out / checkpoint.LAST
+        checkpoint.check_compatible(state, self.encoder, hidden_size, path)
+        self.progress = _restore(state, self.model, self.optimizer, path)
+        _sync_best(self.out, self.progress, self.model, self.encoder, self.log)
+        self.log(f"resuming {self.out} after epoch {self.progress.epoch} "
+                 f"(best valid loss {self.progress.best_valid_loss:.3f} at epoch {self.progress.best_epoch})")
+
+    def train_epochs(self) -> None:
+        """The remaining epochs, each followed by its checkpoint writes."""
+        if self.progress.epoch >= self.config.epochs:
+            return
+        train_batches, valid_batches = self.batches("train", True), self.batches("valid", False)
+        for cached in (train_batches, valid_batches):
+            precompute_features(cached, self.config.progress)
+        for epoch in range(self.progress.epoch, self.config.epochs):
+            train_batches.set_epoch(epoch)
+            self.one_epoch(epoch + 1, train_batches, valid_batches)
+
+    def one_epoch(self, number: int, train_batches: CachedBatches, valid_batches: CachedBatches) -> None:
+        """Train and validate once, record it, write last.pt / model.pt / metrics.json."""
+        show = self.config.progress
+        start = time.perf_counter()
+        train_loss, train_acc = train(self.model, _progress(train_batches, f"epoch {number} train", show), self.optimizer, self.criterion)
+        valid_loss, valid_acc = evaluate(self.model, _progress(valid_batches, f"epoch {number} valid", show), self.criterion)
+        seconds = time.perf_counter() - start
+        improved = self.progress.update({"epoch": number, "train_loss": train_loss, "train_acc": train_acc,
+                                         "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": seconds},
+                                        self.model.head_state_dict())
+        self.save_epoch(improved)
+        self.log(f"Epoch: {number:02} | Epoch Time: {seconds:.1f}s | Train Loss: {train_loss:.3f} | Train Acc: {train_acc * 100:.2f}% "
+                 f"| Val. Loss: {valid_loss:.3f} | Val. Acc: {valid_acc * 100:.2f}%")
+
+    def last_payload(self, finished: bool = False) -> dict:
+        """last.pt's content now."""
+        return _last_payload(self.model, self.optimizer, self.progress, self.encoder, self.record["config"],
+                             self.config.epochs, finished)
+
+    def save_epoch(self, improved: bool) -> None:
+        """After an epoch: last.pt first (the source of truth), then model.pt if it improved, then metrics.json."""
+        progress = self.progress
+        checkpoint.save(self.last_payload(), self.out / checkpoint.LAST)
+        if improved:
+            checkpoint.save(checkpoint.model_payload(self.model, self.encoder, progress.best_head, progress.best_epoch),
+                            self.out / checkpoint.BEST)
+        checkpoint.save_json({**self.record, "epochs": progress.history, "best_epoch": progress.best_epoch},
+                             self.out / checkpoint.METRICS)
+
+    def finish(self) -> dict:
+        """Test the best model, write metrics.json and curves.png, then mark last.pt finished."""
+        final_state = self.last_payload(finished=True)  # before the best head replaces the last epoch's
+        checkpoint.load_head(self.model, self.progress.best_head, self.out / checkpoint.LAST)
+        test_loss, test_acc = evaluate(self.model, _progress(self.batches("test", False, cache=False), "test", self.config.progress), self.criterion)
+        metrics = {**self.record, "epochs": self.progress.history, "best_epoch": self.progress.best_epoch,
+                   "test_loss": test_loss, "test_acc": test_acc}
+        _save_results(self.out, metrics, self.progress.history)
+        checkpoint.save(final_state, self.out / checkpoint.LAST)
+        self.log(f"Test Loss: {test_loss:.3f} | Test Acc: {test_acc * 100:.2f}% (best epoch {self.progress.best_epoch}) | "
+                 f"wrote {self.out / checkpoint.BEST}, {self.out / checkpoint.METRICS}, {self.out / checkpoint.CURVES}")
+        return metrics
+
+
+def _build_model(spec, tokenizer, config: TrainConfig, device: torch.device, log: Callable[[str], None]):
+    """Frozen BERT + GRU head (seeded), Adam over the head, the loss and the BERT embedder."""
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     bert = load_bert(spec)
+    check_vocabulary(tokenizer, bert)
     model = build_model(bert, pad_id=tokenizer.pad_token_id)
     freeze_bert(model)
     model.to(device)
     optimizer = optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     criterion = nn.BCEWithLogitsLoss().to(device)
-
     dtype = resolve_precision(config.precision, device)
     model.compute_dtype = dtype
     log(f"model: {total_parameters(model):,} parameters, {count_parameters(model):,} trainable (BERT frozen) | "
         f"compute: {str(dtype).removeprefix('torch.') if dtype else 'float32'}")
-    embed = make_embedder(model, dtype)
-    hidden = bert.config.hidden_size
+    return model, optimizer, criterion, make_embedder(model, dtype)
 
-    def batches(name: str, shuffle: bool) -> CachedBatches:
+
+def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
+    """Check --out and any run to resume, read and tokenize the data, build the model, train, test."""
+    out = Path(config.out)
+    device = pick_device(config.device)
+    spec = resolve_encoder(config.encoder)
+    source = resolve_data(config.data)
+    log(f"encoder: {spec.name} ({spec.reason}) | data: {source.name} ({source.reason}) | device: {device}")
+    checkpoint.ensure_writable(out)
+    state = _resume_state(out, config, spec.name, source.name, log)
+    checkpoint.remove_stale(out)
+
+    tokenizer = load_tokenizer(spec)
+    splits = load_splits(source, seed=config.seed)
+    t0 = time.perf_counter()
+    ids = {name: tokenize_reviews(tokenizer, [r.text for r in part], config.max_length) for name, part in splits._asdict().items()}
+    log(f"tokenized {sum(map(len, ids.values())):,} reviews in {time.perf_counter() - t0:.1f}s | "
+        f"train {len(splits.train):,} / valid {len(splits.valid):,} / test {len(splits.test):,}")
+    model, optimizer, criterion, embed = _build_model(spec, tokenizer, config, device, log)
+    hidden = model.bert.config.hidden_size
+
+    def batches(name: str, shuffle: bool, cache: bool = True) -> CachedBatches | EmbeddedBatches:
+        """Length-bucketed batches of one split, its BERT features cached (spilled to the temp folder if big)."""
         part = getattr(splits, name)
         it = BucketIterator(ids[name], [r.label for r in part], config.batch_size, shuffle=shuffle,
                             pad_id=tokenizer.pad_token_id, seed=config.seed, device=device)
-        return CachedBatches(it, FeatureStore([len(x) for x in ids[name]], hidden, spill_dir=out), embed)
-
-    out.mkdir(parents=True, exist_ok=True)
-    train_batches, valid_batches = batches("train", True), batches("valid", False)
-    history: list[dict] = []
-    best_valid_loss = float("inf")
-    start_epoch = 0
-    if state is not None:
-        checkpoint.check_compatible(state, spec.name, hidden, out / checkpoint.LAST)
-        checkpoint.load_head(model, state["head"], out / checkpoint.LAST)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        history, best_valid_loss, start_epoch = list(state["history"]), state["best_valid_loss"], state["epoch"]
-        log(f"resuming {out} after epoch {start_epoch} (best valid loss {best_valid_loss:.3f})")
+        if not cache:
+            return EmbeddedBatches(it, embed)
+        return CachedBatches(it, FeatureStore([len(x) for x in ids[name]], hidden), embed)
 
     record = {"encoder": spec.name, "data": source.name, "config": {**asdict(config), "encoder": spec.name, "data": source.name},
               "examples": {"train": len(splits.train), "valid": len(splits.valid), "test": len(splits.test)}}
-    for epoch in range(start_epoch, config.epochs):
-        train_batches.set_epoch(epoch)
-        start = time.perf_counter()
-        train_loss, train_acc = train(model, _progress(train_batches, f"epoch {epoch + 1} train", config.progress), optimizer, criterion)
-        valid_loss, valid_acc = evaluate(model, _progress(valid_batches, f"epoch {epoch + 1} valid", config.progress), criterion)
-        seconds = time.perf_counter() - start
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                        "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": seconds})
-        if valid_loss < best_valid_loss:
-            best_valid_loss = valid_loss
-            checkpoint.save(checkpoint.model_payload(model, spec.name), out / checkpoint.BEST)
-        checkpoint.save({**checkpoint.model_payload(model, spec.name), "optimizer": optimizer.state_dict(),
-                         "rng": torch.get_rng_state(), "epoch": epoch + 1, "epochs": config.epochs,
-                         "best_valid_loss": best_valid_loss, "history": history, "config": record["config"]},
-                        out / checkpoint.LAST)
-        checkpoint.save_json({**record, "epochs": history}, out / checkpoint.METRICS)
-        log(f"Epoch: {epoch + 1:02} | Epoch Time: {seconds:.1f}s | Train Loss: {train_loss:.3f} | Train Acc: {train_acc * 100:.2f}% "
-            f"| Val. Loss: {valid_loss:.3f} | Val. Acc: {valid_acc * 100:.2f}%")
+    job = _Job(config, out, spec.name, model, optimizer, criterion, batches, record, log)
+    if state is not None:
+        job.resume(state, hidden)
+    job.train_epochs()
+    return job.finish()
 
-    checkpoint.load_head(model, checkpoint.load(out / checkpoint.BEST)["head"], out / checkpoint.BEST)
-    test_batches = batches("test", False)
-    test_loss, test_acc = evaluate(model, _progress(test_batches, "test", config.progress), criterion)
-    metrics = {**record, "epochs": history, "test_loss": test_loss, "test_acc": test_acc}
+
+def _save_results(out: Path, metrics: dict, history: list[dict]) -> None:
+    """metrics.json and curves.png, each written atomically."""
+    import matplotlib.pyplot as plt
+
     checkpoint.save_json(metrics, out / checkpoint.METRICS)
-    plot_history(history, out / "curves.png")
-    log(f"Test Loss: {test_loss:.3f} | Test Acc: {test_acc * 100:.2f}% | wrote {out / checkpoint.BEST}, {out / checkpoint.METRICS}, {out / 'curves.png'}")
-    return metrics
+    fig = plot_history(history)
+    try:
+        checkpoint.save_figure(fig, out / checkpoint.CURVES)
+    finally:
+        plt.close(fig)

@@ -29,7 +29,7 @@ def load_tokenizer(encoder: str | EncoderSpec = AUTO):
 def check_vocabulary(tokenizer, bert) -> None:
     """HW3Error when the tokenizer can produce ids the encoder's embedding table does not have."""
     if len(tokenizer) > bert.config.vocab_size:
-        raise HW3Error(f"the tokenizer has {len(tokenizer)} tokens but the encoder only {bert.config.vocab_size}: "
+        raise HW3Error(f"the tokenizer's vocabulary has {len(tokenizer)} tokens but the encoder's only {bert.config.vocab_size}: "
                        "give an encoder folder whose tokenizer files match its weights")
 
 
