@@ -15,12 +15,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_helpers import FIXTURE, answer_key, cell, hw3, insert_before
 
-from hw3.cli import main
 from hw3.grading.assign import generate, render, student_notebook, write
 from hw3.grading.points import QUESTIONS
 
-FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,24 +39,6 @@ class FakeAudit(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.run_audit = run_audit
 
 sys.meta_path.insert(0, FakeAudit())'''
-
-
-def hw3(*argv) -> int:
-    """Run `hw3 <argv>` as a user does, through the main CLI."""
-    return main([str(a) for a in argv])
-
-
-def answer_key() -> nbformat.NotebookNode:
-    return nbformat.read(FIXTURE, as_version=4)
-
-
-def cell(nb: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode:
-    return next(c for c in nb.cells if c.id == cell_id)
-
-
-def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
-    index = next(i for i, c in enumerate(nb.cells) if c.id == cell_id)
-    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
 
 
 def generated_cell(cell_id: str) -> str:

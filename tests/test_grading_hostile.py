@@ -21,10 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_helpers import FIXTURE, answer_key, cell, hw3, insert_before
 import torch
 
 from hw3 import attention, rnn
-from hw3.cli import main
 from hw3.grading import CheckFailed, check
 from hw3.grading.assign import generate, write
 from hw3.grading.execute import execute
@@ -33,7 +33,6 @@ from hw3.grading.notebook import NotebookError, read_notebook
 from hw3.grading.sandbox import Limits
 from hw3.sentiment import training
 
-FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith("linux")
@@ -67,24 +66,6 @@ with open({pids!r}, "w") as f:
     f.write(" ".join(map(str, children + [clean.pid])))
 os.waitpid(children[0], 0)  # waits for a child that never ends: the cell must time out
 '''
-
-
-def hw3(*argv) -> int:
-    """Run `hw3 <argv>` as a user does, through the main CLI."""
-    return main([str(a) for a in argv])
-
-
-def answer_key() -> nbformat.NotebookNode:
-    return nbformat.read(FIXTURE, as_version=4)
-
-
-def cell(nb: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode:
-    return next(c for c in nb.cells if c.id == cell_id)
-
-
-def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
-    index = next(i for i, c in enumerate(nb.cells) if c.id == cell_id)
-    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
 
 
 def alive(pid: int) -> bool:
