@@ -127,3 +127,13 @@ def test_the_repository_notebooks_are_up_to_date(monkeypatch):
         pytest.skip("answers/ has no answer keys yet")
     monkeypatch.chdir(REPO)
     assert hw3("assign", "--check") == 0
+
+
+def test_run_metadata_of_the_key_does_not_reach_students():
+    from hw3.grading.assign import student_cell
+
+    key = {"cell_type": "code", "id": "c1", "source": "x = 1", "outputs": [], "execution_count": 3,
+           "metadata": {"execution": {"iopub.execute_input": "2026-11-26T10:44:41Z"}, "tags": ["keep"]}}
+    out = student_cell(key, None)
+    assert out["metadata"] == {"tags": ["keep"]} and out["execution_count"] is None
+    assert "execution" in key["metadata"], "the answer key's cell is not changed"

@@ -3,8 +3,8 @@
 In code cells each `### BEGIN SOLUTION` … `### END SOLUTION` region becomes a stub, indented like the
 region: `# insert code here` and `raise NotImplementedError("<id>: write your solution here")`, <id> being
 the exercise checked next. In markdown cells each `<!-- BEGIN ANSWER -->` … `<!-- END ANSWER -->` region
-becomes `_Type your answer here._`. Outputs and execution counts are cleared; everything else (metadata,
-cell ids, prompts, check cells) is kept, and the JSON is written in nbformat's canonical layout, so the
+becomes `_Type your answer here._`. Outputs, execution counts and the run's timing metadata are cleared;
+everything else (other metadata, cell ids, prompts, check cells) is kept, and the JSON is written in nbformat's canonical layout, so the
 result depends only on the answer key: assigning twice gives byte-identical files.
 """
 
@@ -89,9 +89,15 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
     return ids
 
 
+RUN_METADATA = ("execution", "collapsed", "scrolled")  # written by running the key, not by its author
+
+
 def student_cell(cell: dict, qid: str | None) -> dict:
     """The student version of one answer-key cell (a new dict; the input is not changed)."""
     out = dict(cell)
+    metadata = {k: v for k, v in cell.get("metadata", {}).items() if k not in RUN_METADATA}
+    if "metadata" in cell:
+        out["metadata"] = metadata
     if cell.get("cell_type") == "code":
         out["source"] = _like(cell.get("source", ""), strip_solutions(cell_source(cell), qid))
         out["outputs"] = []
