@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hw3.cli import main
-from hw3.grading.assign import AssignError, strip_answers, strip_solutions
+from hw3.grading.assign import AssignError, strip_answers, strip_solutions, student_cell
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
 REPO = Path(__file__).resolve().parents[1]
@@ -130,8 +130,6 @@ def test_the_repository_notebooks_are_up_to_date(monkeypatch):
 
 
 def test_run_metadata_of_the_key_does_not_reach_students():
-    from hw3.grading.assign import student_cell
-
     key = {"cell_type": "code", "id": "c1", "source": "x = 1", "outputs": [], "execution_count": 3,
            "metadata": {"execution": {"iopub.execute_input": "2026-11-26T10:44:41Z"}, "tags": ["keep"]}}
     out = student_cell(key, None)
