@@ -24,7 +24,7 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     t = torch.arange(T, device=x.device).expand(B, T)
     lengths = lengths.to(x.device).unsqueeze(1)
     index = torch.where(t < lengths, lengths - 1 - t, t)
-    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+    return x[torch.arange(B, device=x.device).unsqueeze(1), index]
 
 
 def _one_direction(template: nn.GRU, rnn: nn.GRU, layer: int, reverse: bool, x: torch.Tensor,
