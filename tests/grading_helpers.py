@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
 
 from hw3.cli import main
+from hw3.grading.assign import generate, write
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
 
@@ -30,3 +32,33 @@ def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
     """Insert a new code cell with `source` before the cell with this id."""
     index = next(i for i, c in enumerate(nb.cells) if c.id == cell_id)
     nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+
+
+def write_course(root: Path, submissions: dict) -> Path:
+    """answers/ (the mini key), notebooks/ (assigned from it) and submissions/ under root; returns submissions/.
+
+    `submissions` maps a student's name to a notebook or to raw text (for malformed files).
+    """
+    (root / "answers").mkdir()
+    (root / "answers" / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
+    write(generate(root / "answers", root / "notebooks"))
+    subs = root / "submissions"
+    subs.mkdir()
+    for name, nb in submissions.items():
+        (subs / f"{name}.ipynb").write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
+    return subs
+
+
+def grade_all(root: Path, subs: Path, *options) -> dict:
+    """`hw3 grade` every submission (JSON and CSV reports in root/out): rc, root, out and reports by student."""
+    out = root / "out"
+    out.mkdir()
+    rc = hw3("grade", *sorted(subs.iterdir()), *options, "--reference", root / "notebooks",
+             "--json", out / "grades.json", "--csv", out / "grades.csv")
+    reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
+    return {"rc": rc, "root": root, "out": out, "reports": {Path(r["submission"]).stem: r for r in reports}}
+
+
+def rows(report: dict) -> dict[str, dict]:
+    """A report's questions by id."""
+    return {q["id"]: q for q in report["questions"]}

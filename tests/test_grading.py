@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, answer_key, cell, hw3, insert_before
+from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
 
 from hw3.grading.assign import generate, render, student_notebook, write
 from hw3.grading.points import QUESTIONS
@@ -90,26 +90,9 @@ def submissions() -> dict[str, nbformat.NotebookNode | str]:
 def graded(tmp_path_factory) -> dict:
     """Grade every submission (plus the untouched student notebook) in one `hw3 grade` run."""
     root = tmp_path_factory.mktemp("course")
-    (root / "answers").mkdir()
-    (root / "answers" / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    write(generate(root / "answers", root / "notebooks"))
-    subs = root / "submissions"
-    subs.mkdir()
-    for name, nb in submissions().items():
-        path = subs / f"{name}.ipynb"
-        path.write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
+    subs = write_course(root, submissions())
     (subs / "untouched.ipynb").write_bytes((root / "notebooks" / "hw3.ipynb").read_bytes())
-    out = root / "out"
-    out.mkdir()
-    rc = hw3("grade", *sorted(subs.iterdir()), "--timeout", "5", "--reference", root / "notebooks",
-             "--json", out / "grades.json", "--csv", out / "grades.csv", "--gradescope", out / "results.json")
-    reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
-    return {"rc": rc, "root": root, "out": out,
-            "reports": {Path(r["submission"]).stem: r for r in reports}}
-
-
-def rows(report: dict) -> dict[str, dict]:
-    return {q["id"]: q for q in report["questions"]}
+    return grade_all(root, subs, "--timeout", "5", "--gradescope", root / "out" / "results.json")
 
 
 def checked(report: dict) -> dict[str, tuple[float, str]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, answer_key, cell, hw3, insert_before
+from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
 import torch
 
 from hw3 import attention, rnn
@@ -132,23 +132,7 @@ def submissions(tmp: Path) -> dict[str, nbformat.NotebookNode | str]:
 def graded(tmp_path_factory) -> dict:
     """Grade every hostile submission in one `hw3 grade` run."""
     root = tmp_path_factory.mktemp("hostile")
-    (root / "answers").mkdir()
-    (root / "answers" / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    write(generate(root / "answers", root / "notebooks"))
-    subs = root / "submissions"
-    subs.mkdir()
-    for name, nb in submissions(root).items():
-        (subs / f"{name}.ipynb").write_text(nb if isinstance(nb, str) else nbformat.writes(nb), encoding="utf-8")
-    out = root / "out"
-    out.mkdir()
-    rc = hw3("grade", *sorted(subs.iterdir()), "--timeout", "5", "--memory-gb", "4", "--reference",
-             root / "notebooks", "--json", out / "grades.json", "--csv", out / "grades.csv")
-    reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
-    return {"rc": rc, "root": root, "out": out, "reports": {Path(r["submission"]).stem: r for r in reports}}
-
-
-def rows(report: dict) -> dict[str, dict]:
-    return {q["id"]: q for q in report["questions"]}
+    return grade_all(root, write_course(root, submissions(root)), "--timeout", "5", "--memory-gb", "4")
 
 
 def messages(report: dict) -> dict[str, str | None]:
