@@ -233,3 +233,14 @@ def test_predict_with_a_garbage_checkpoint_is_not_called_unsafe(run_cli, tmp_pat
     code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path), "text"])
     assert_one_line_error(code, stderr, "not a readable checkpoint")
     assert "could run code" not in stderr
+
+
+def test_unreachable_hub_is_one_line_error_at_once(run_cli, monkeypatch):
+    from hw3.sentiment import encoders
+
+    monkeypatch.setattr(encoders, "hub_is_cached", lambda model_id=encoders.HUB_MODEL: False)
+    monkeypatch.setattr(encoders, "reachable", lambda url, timeout=3.0: False)
+    code, _, err = run_cli(["train", "--encoder", "bert-base-uncased", "--no-progress"])
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("hw3: error: bert-base-uncased is not in the local cache")
+    assert "--encoder bundled" in err

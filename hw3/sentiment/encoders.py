@@ -31,6 +31,7 @@ class EncoderSpec:
     name: str
     location: str
     reason: str = ""
+    local_only: bool = False
 
 
 def bundled_path() -> Path:
@@ -80,11 +81,16 @@ def resolve_encoder(name: str = AUTO) -> EncoderSpec:
     """Map 'auto' | 'bert-base-uncased' | 'bundled' | PATH to an EncoderSpec, with a clear error otherwise."""
     if name == AUTO:
         if hub_is_cached():
-            return EncoderSpec(HUB_MODEL, HUB_MODEL, "bert-base-uncased found in the local cache")
+            return EncoderSpec(HUB_MODEL, HUB_MODEL, "bert-base-uncased found in the local cache", local_only=True)
         if reachable(hub_endpoint()):
             return EncoderSpec(HUB_MODEL, HUB_MODEL, "the Hugging Face hub is reachable")
         return EncoderSpec(BUNDLED, str(bundled_path()), "the hub is not reachable, so the bundled offline encoder")
     if name == HUB_MODEL:
+        if hub_is_cached():
+            return EncoderSpec(HUB_MODEL, HUB_MODEL, "requested, from the local cache", local_only=True)
+        if not reachable(hub_endpoint()):
+            raise HW3Error(f"{HUB_MODEL} is not in the local cache and {hub_endpoint()} is not reachable: "
+                           "connect to the internet, or use --encoder bundled")
         return EncoderSpec(HUB_MODEL, HUB_MODEL, "requested")
     if name == BUNDLED:
         return EncoderSpec(BUNDLED, str(bundled_path()), "requested")
@@ -106,7 +112,7 @@ def load_bert(spec: EncoderSpec):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        bert = BertModel.from_pretrained(spec.location)
+        bert = BertModel.from_pretrained(spec.location, local_files_only=spec.local_only)
     except OSError as exc:
         if spec.name == HUB_MODEL:
             raise HW3Error(f"cannot load {HUB_MODEL} from the hub ({_first_line(exc)}): check the network, or use --encoder bundled") from None

@@ -21,7 +21,7 @@ def load_tokenizer(encoder: str | EncoderSpec = AUTO):
     hf_logging.set_verbosity_error()
     spec = encoder if isinstance(encoder, EncoderSpec) else resolve_encoder(encoder)
     try:
-        return BertTokenizer.from_pretrained(spec.location)
+        return BertTokenizer.from_pretrained(spec.location, local_files_only=spec.local_only)
     except OSError as exc:
         raise HW3Error(f"cannot load the tokenizer of {spec.name} ({str(exc).splitlines()[0][:160]}): use --encoder bundled") from None
 
