@@ -24,6 +24,7 @@ import torch
 from hw3.cli import main
 from hw3.sentiment import checkpoint, data, pipeline
 from hw3.sentiment.errors import HW3Error
+from hw3.sentiment.features import CachedBatches
 
 SAMPLE = data.sample_root()
 
@@ -520,7 +521,7 @@ def test_utf8_bom_and_odd_entries_are_fine(tmp_path):
 def test_reviews_of_100k_characters_are_truncated(encoder, tmp_path, capsys):
     import resource
 
-    from hw3.sentiment.tokenizer import load_tokenizer
+    from hw3.sentiment.tokenizer import encode_batch, load_tokenizer
 
     root = make_corpus(tmp_path / "aclImdb", train=6, test=3)
     huge = ("This film is a long, long masterpiece of patience. " * 2000)[:100_000]
@@ -530,7 +531,7 @@ def test_reviews_of_100k_characters_are_truncated(encoder, tmp_path, capsys):
     texts = [huge + str(i) for i in range(100)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    ids = pipeline.tokenize_reviews(tokenizer, texts, 512)
+    ids = encode_batch(tokenizer, texts, 512)
     assert time.perf_counter() - start < 10
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) < 300 * 1024  # KiB: well under 300 MiB
     assert {len(x) for x in ids} == {512} and ids[0][-1] == tokenizer.sep_token_id
@@ -541,7 +542,7 @@ def test_reviews_of_100k_characters_are_truncated(encoder, tmp_path, capsys):
 
 
 def test_tokenizing_a_prefix_gives_the_same_ids(encoder):
-    """tokenize_reviews cuts long texts before tokenizing: the ids must equal tokenizing the whole text."""
+    """encode_batch cuts long texts before tokenizing: the ids must equal tokenizing the whole text."""
     import random
 
     from hw3.sentiment.tokenizer import encode_batch, load_tokenizer
@@ -552,7 +553,8 @@ def test_tokenizing_a_prefix_gives_the_same_ids(encoder):
     texts = [(" " if n % 3 else "").join(rng.choice(pieces) for _ in range(rng.choice([40, 500, 1500]))) for n in range(40)]
     texts += ["word " * 30_000, " " * 50_000 + "late words", "a" * 100_000]
     for max_length in (3, 16, 512):
-        assert pipeline.tokenize_reviews(tokenizer, texts, max_length) == encode_batch(tokenizer, texts, max_length), max_length
+        whole = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert encode_batch(tokenizer, texts, max_length) == whole, max_length
 
 
 def test_huge_review_file_is_refused(encoder, tmp_path, capsys):
@@ -644,7 +646,7 @@ def test_os_error_elsewhere_is_one_line(encoder, corpus, tmp_path, monkeypatch, 
     def broken(*args, **kwargs):
         raise OSError(errno.EIO, os.strerror(errno.EIO), "/spill/file")
 
-    monkeypatch.setattr(pipeline, "precompute_features", broken)
+    monkeypatch.setattr(CachedBatches, "fill", broken)
     code, _, err = run_cli(capsys, train_args(encoder, corpus, tmp_path / "run"))
     assert_one_line_error(code, err, "cannot use /spill/file (Input/output error)")
 

@@ -114,6 +114,20 @@ class CachedBatches:
         """Forwarded to the wrapped iterator."""
         self.iterator.set_epoch(epoch)
 
+    def fill(self, wrap: Callable = lambda chunks: chunks) -> None:
+        """Embed every example not stored yet, in length-sorted batches of the iterator's batch size.
+
+        A review's BERT features then never depend on which epoch first saw it (padding changes the last
+        bits of BERT's output), so a resumed run trains on exactly the features an uninterrupted one did.
+        `wrap` may wrap the list of batches (e.g. in a progress bar).
+        """
+        it = self.iterator
+        order = sorted(range(len(it.ids)), key=lambda i: len(it.ids[i]))
+        chunks = [order[i : i + it.batch_size] for i in range(0, len(order), it.batch_size)]
+        for indices in wrap(chunks):
+            if self.store.missing(indices):
+                self.store.put(indices, self.embed(it.collate(indices).text))
+
     def __iter__(self) -> Iterator[Batch]:
         batches = self.iterator.index_batches()
         self.iterator.epoch += 1

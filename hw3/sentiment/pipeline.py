@@ -180,45 +180,6 @@ def _last_payload(model, optimizer, progress: Progress, encoder: str, config: di
             "config": config, "finished": finished}
 
 
-def precompute_features(cached: CachedBatches, enabled: bool, desc: str = "BERT features") -> None:
-    """Embed every missing example in length-sorted batches of the run's batch size.
-
-    A review's BERT features then never depend on which epoch first saw it (padding changes the last
-    bits of BERT's output), so a resumed run trains on exactly the features an uninterrupted one did.
-    """
-    it, store = cached.iterator, cached.store
-    lengths = [len(x) for x in it.ids]
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    chunks = [order[i : i + it.batch_size] for i in range(0, len(order), it.batch_size)]
-    for indices in _progress(chunks, desc, enabled):
-        if store.missing(indices):
-            store.put(indices, cached.embed(it.collate(indices).text))
-
-
-# A review longer than max_length * PREFIX_CHARS_PER_TOKEN characters is tokenized from a prefix of that
-# length when the prefix provably gives the same ids: its complete words alone hold max_length - 2 tokens
-# (the cut word can give at most MAX_WORD_TOKENS: BERT's WordPiece maps a word over 100 characters to [UNK]).
-PREFIX_CHARS_PER_TOKEN = 20
-MAX_WORD_TOKENS = 100
-
-
-def tokenize_reviews(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    """encode_batch(tokenizer, texts, max_length), with time and memory bounded for huge reviews.
-
-    The tokenizer builds every token of a text before truncating it (a 100k-character review is ~20k tokens,
-    ~3.5 MB), so long texts are cut to a prefix first; the ids are identical to tokenizing the whole text.
-    """
-    limit = max_length * PREFIX_CHARS_PER_TOKEN
-    ids = encode_batch(tokenizer, [t[:limit] for t in texts], max_length)
-    long = [i for i, t in enumerate(texts) if len(t) > limit]
-    if long:
-        counts = tokenizer([texts[i][:limit] for i in long], add_special_tokens=False)["input_ids"]
-        unsure = [i for i, c in zip(long, counts) if len(c) < max_length - 2 + MAX_WORD_TOKENS]
-        for i, full in zip(unsure, encode_batch(tokenizer, [texts[i] for i in unsure], max_length)):
-            ids[i] = full
-    return ids
-
-
 @contextmanager
 def flush_denormals():
     """Treat subnormal floats as zero while training: CPU GRU backward slows ~6x on them otherwise."""
@@ -270,8 +231,8 @@ class _Job:
         if self.progress.epoch >= self.config.epochs:
             return
         train_batches, valid_batches = self.batches("train", True), self.batches("valid", False)
-        for cached in (train_batches, valid_batches):
-            precompute_features(cached, self.config.progress)
+        for name, cached in (("train", train_batches), ("valid", valid_batches)):
+            cached.fill(lambda chunks, name=name: _progress(chunks, f"BERT features ({name})", self.config.progress))
         for epoch in range(self.progress.epoch, self.config.epochs):
             train_batches.set_epoch(epoch)
             self.one_epoch(epoch + 1, train_batches, valid_batches)
@@ -351,7 +312,7 @@ def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
     tokenizer = load_tokenizer(spec)
     splits = load_splits(source, seed=config.seed)
     t0 = time.perf_counter()
-    ids = {name: tokenize_reviews(tokenizer, [r.text for r in part], config.max_length) for name, part in splits._asdict().items()}
+    ids = {name: encode_batch(tokenizer, [r.text for r in part], config.max_length) for name, part in splits._asdict().items()}
     log(f"tokenized {sum(map(len, ids.values())):,} reviews in {time.perf_counter() - t0:.1f}s | "
         f"train {len(splits.train):,} / valid {len(splits.valid):,} / test {len(splits.test):,}")
     model, optimizer, criterion, embed = _build_model(spec, tokenizer, config, device, log)

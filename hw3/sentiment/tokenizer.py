@@ -63,12 +63,34 @@ def encode(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[
     return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
 
 
+# A review longer than max_length * PREFIX_CHARS_PER_TOKEN characters is tokenized from a prefix of that
+# length when the prefix provably gives the same ids: its complete words alone hold max_length - 2 tokens
+# (the cut word can give at most MAX_WORD_TOKENS: BERT's WordPiece maps a word over 100 characters to [UNK]).
+PREFIX_CHARS_PER_TOKEN = 20
+MAX_WORD_TOKENS = 100
+
+
 def encode_batch(tokenizer, texts: Sequence[str], max_length: int = BERT_MAX_LENGTH, chunk: int = 2048) -> list[list[int]]:
     """`encode` for many texts at once: the Rust tokenizer in parallel batches, identical ids.
 
-    Returns one list of ids per text, each at most max_length long (special tokens included).
+    Returns one list of ids per text, each at most max_length long (special tokens included). The tokenizer
+    builds every token of a text before truncating (a 100k-character review is ~20k tokens), so long texts
+    are tokenized from a prefix when that provably gives the same ids: time and memory stay bounded.
     """
     check_max_length(max_length)
+    limit = max_length * PREFIX_CHARS_PER_TOKEN
+    ids = _encode_truncated(tokenizer, [t[:limit] for t in texts], max_length, chunk)
+    long = [i for i, t in enumerate(texts) if len(t) > limit]
+    if long:
+        counts = tokenizer([texts[i][:limit] for i in long], add_special_tokens=False)["input_ids"]
+        unsure = [i for i, c in zip(long, counts) if len(c) < max_length - 2 + MAX_WORD_TOKENS]
+        for i, full in zip(unsure, _encode_truncated(tokenizer, [texts[i] for i in unsure], max_length, chunk)):
+            ids[i] = full
+    return ids
+
+
+def _encode_truncated(tokenizer, texts: Sequence[str], max_length: int, chunk: int) -> list[list[int]]:
+    """[CLS] + ids + [SEP] of each whole text, truncated to max_length, in chunks of `chunk` texts."""
     out: list[list[int]] = []
     for start in range(0, len(texts), chunk):
         enc = tokenizer(list(texts[start : start + chunk]), add_special_tokens=True, truncation=True, max_length=max_length)
