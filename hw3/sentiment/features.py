@@ -177,7 +177,11 @@ def cache_features(model, iterator: BucketIterator, precision: str = "auto",
     flush-denormal mode for the process: CPU GRU backward passes run ~6x slower on subnormal floats.
     """
     torch.set_flush_denormal(True)
-    dtype = resolve_precision(precision, next(model.parameters()).device)
-    model.compute_dtype = dtype
     store = FeatureStore([len(x) for x in iterator.ids], model.bert.config.hidden_size, memory_budget)
-    return CachedBatches(iterator, store, make_embedder(model, dtype))
+    return CachedBatches(iterator, store, precision_embedder(model, precision))
+
+
+def precision_embedder(model, precision: str = "auto") -> Callable[[torch.Tensor], Features]:
+    """Set model.compute_dtype from 'auto' | 'bf16' | 'fp32' and return the matching BERT embedder."""
+    model.compute_dtype = resolve_precision(precision, next(model.parameters()).device)
+    return make_embedder(model, model.compute_dtype)

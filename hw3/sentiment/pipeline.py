@@ -29,7 +29,7 @@ from .batching import DEFAULT_BATCH_SIZE, BucketIterator
 from .data import SEED, load_splits, resolve_data
 from .encoders import load_bert, resolve_encoder
 from .errors import HW3Error
-from .features import CachedBatches, EmbeddedBatches, FeatureStore, make_embedder, resolve_precision
+from .features import CachedBatches, EmbeddedBatches, FeatureStore, precision_embedder
 from .model import build_model, count_parameters, freeze_bert, total_parameters
 from .tokenizer import BERT_MAX_LENGTH, check_vocabulary, encode_batch, load_tokenizer
 from .training import evaluate, plot_history, train
@@ -291,11 +291,11 @@ def _build_model(spec, tokenizer, config: TrainConfig, device: torch.device, log
     model.to(device)
     optimizer = optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     criterion = nn.BCEWithLogitsLoss().to(device)
-    dtype = resolve_precision(config.precision, device)
-    model.compute_dtype = dtype
+    embed = precision_embedder(model, config.precision)
+    dtype = model.compute_dtype
     log(f"model: {total_parameters(model):,} parameters, {count_parameters(model):,} trainable (BERT frozen) | "
         f"compute: {str(dtype).removeprefix('torch.') if dtype else 'float32'}")
-    return model, optimizer, criterion, make_embedder(model, dtype)
+    return model, optimizer, criterion, embed
 
 
 def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
