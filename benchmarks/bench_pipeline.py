@@ -6,6 +6,7 @@ pipelines' validation accuracy, and the ratios. Peak memory (RSS) is printed at 
     python benchmarks/bench_pipeline.py                          # real IMDB sample if present, else embedded
     python benchmarks/bench_pipeline.py --train 600 --epochs 3 --encoder bundled
     python benchmarks/bench_pipeline.py --device cuda --encoder bert-base   # random bert-base weights (timing)
+    python benchmarks/bench_pipeline.py --device cuda --encoder bert-base --imdb-size   # seconds per full-IMDB epoch
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import seed_baseline as seed  # noqa: E402
 from hw3.sentiment.batching import BucketIterator  # noqa: E402
 from hw3.sentiment.data import load_splits, resolve_data  # noqa: E402
 from hw3.sentiment.encoders import bundled_path, load_bert, resolve_encoder  # noqa: E402
-from hw3.sentiment.features import cache_features  # noqa: E402
+from hw3.sentiment.features import cache_features, precision_name  # noqa: E402
 from hw3.sentiment.model import bert_base_random, build_model, freeze_bert  # noqa: E402
 from hw3.sentiment.pipeline import flush_denormals  # noqa: E402
 from hw3.sentiment.tokenizer import encode_batch, load_tokenizer  # noqa: E402
@@ -41,6 +42,10 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(SHARED_IMDB) if SHARED_IMDB.is_dir() else "sample")
     p.add_argument("--encoder", default="bundled", help="bundled | bert-base (random weights, bert-base sizes) | PATH")
+    p.add_argument("--tokenizer", default=None, help="folder with the tokenizer files for --encoder bert-base "
+                   "(default: the bundled encoder's folder)")
+    p.add_argument("--imdb-size", action="store_true", help="repeat the reviews up to full IMDB's 17,500 train + "
+                   "7,500 valid, for seconds per full epoch (timing only: repeats make the accuracy meaningless)")
     p.add_argument("--train", type=int, default=600, help="training reviews used (0 = all)")
     p.add_argument("--valid", type=int, default=300, help="validation reviews used (0 = all)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per pipeline (first + later ones)")
@@ -51,10 +56,10 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def load_encoder(name: str, device: torch.device):
+def load_encoder(name: str, device: torch.device, tokenizer: str | None = None):
     """(bert, tokenizer location) for the benchmark's encoder."""
     if name == "bert-base":
-        return bert_base_random().to(device), str(bundled_path())
+        return bert_base_random().to(device), tokenizer or str(bundled_path())
     spec = resolve_encoder(name)
     return load_bert(spec).to(device), spec.location
 
@@ -77,7 +82,7 @@ def run_epochs(model, train_it, valid_it, epochs: int, train_fn, eval_fn) -> lis
 
 def baseline(texts, labels, valid_texts, valid_labels, args, device) -> dict:
     torch.manual_seed(0)
-    bert, location = load_encoder(args.encoder, device)
+    bert, location = load_encoder(args.encoder, device, args.tokenizer)
     tokenizer = seed.legacy_tokenizer(location)
     start = time.perf_counter()
     ids = seed.tokenize_like_torchtext(tokenizer, texts + valid_texts)
@@ -108,7 +113,7 @@ class _Sized:
 
 def hw3_pipeline(texts, labels, valid_texts, valid_labels, args, device) -> dict:
     torch.manual_seed(0)
-    bert, location = load_encoder(args.encoder, device)
+    bert, location = load_encoder(args.encoder, device, args.tokenizer)
     tokenizer = load_tokenizer(location)
     start = time.perf_counter()
     ids = encode_batch(tokenizer, texts + valid_texts)
@@ -119,15 +124,39 @@ def hw3_pipeline(texts, labels, valid_texts, valid_labels, args, device) -> dict
     valid_it = cache_features(model, BucketIterator(ids[len(texts):], valid_labels, args.batch_size, False, device=device), args.precision)
     with flush_denormals():
         epochs = run_epochs(model, train_it, valid_it, args.epochs, train, evaluate)
-    return {"tokenize_seconds": tok_seconds, "epochs": epochs, "compute": str(model.compute_dtype)}
+    return {"tokenize_seconds": tok_seconds, "epochs": epochs,
+            "compute": f"BERT {precision_name(train_it.embed.dtype)}, GRU {precision_name(model.compute_dtype)}"}
 
 
 def rates(result: dict, n_tok: int, n_epoch: int) -> dict:
+    first, later = seconds_per_epoch(result)
+    return {"tokenize": n_tok / result["tokenize_seconds"], "first_epoch": n_epoch / first,
+            "later_epochs": n_epoch / later, "valid_acc": result["epochs"][-1]["valid_acc"]}
+
+
+def with_peak_gpu(pipeline, *args) -> dict:
+    """pipeline(*args), with its peak GPU memory (MiB) added when it ran on a GPU."""
+    device = args[-1]
+    if device.type != "cuda":
+        return pipeline(*args)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    result = pipeline(*args)
+    return {**result, "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
+IMDB_TRAIN, IMDB_VALID = 17_500, 7_500
+
+
+def cycle(items: list, n: int) -> list:
+    """The first n items of items repeated end to end."""
+    return [items[i % len(items)] for i in range(n)]
+
+
+def seconds_per_epoch(result: dict) -> tuple[float, float]:
+    """(first epoch, mean of later epochs) in seconds."""
     later = result["epochs"][1:] or result["epochs"][:1]
-    return {"tokenize": n_tok / result["tokenize_seconds"],
-            "first_epoch": n_epoch / result["epochs"][0]["seconds"],
-            "later_epochs": n_epoch / (sum(e["seconds"] for e in later) / len(later)),
-            "valid_acc": result["epochs"][-1]["valid_acc"]}
+    return result["epochs"][0]["seconds"], sum(e["seconds"] for e in later) / len(later)
 
 
 def main() -> None:
@@ -137,22 +166,29 @@ def main() -> None:
     splits = load_splits(resolve_data(args.data))
     train_part = splits.train[: args.train or None]
     valid_part = splits.valid[: args.valid or None]
+    if args.imdb_size:
+        train_part, valid_part = cycle(train_part, IMDB_TRAIN), cycle(valid_part, IMDB_VALID)
     texts, labels = [r.text for r in train_part], [r.label for r in train_part]
     valid_texts, valid_labels = [r.text for r in valid_part], [r.label for r in valid_part]
     print(f"data {args.data}: {len(texts)} train + {len(valid_texts)} valid reviews | encoder {args.encoder} | "
           f"device {device} | threads {torch.get_num_threads()}")
     print("seed baseline:")
-    base = baseline(texts, labels, valid_texts, valid_labels, args, device)
+    base = with_peak_gpu(baseline, texts, labels, valid_texts, valid_labels, args, device)
     print("hw3 pipeline:")
-    ours = hw3_pipeline(texts, labels, valid_texts, valid_labels, args, device)
+    ours = with_peak_gpu(hw3_pipeline, texts, labels, valid_texts, valid_labels, args, device)
     n = len(texts) + len(valid_texts)
     b, o = rates(base, n, n), rates(ours, n, n)
     print(f"\n{'reviews/second':<16}{'seed':>12}{'hw3':>12}{'ratio':>10}")
     for key in ("tokenize", "first_epoch", "later_epochs"):
         print(f"{key:<16}{b[key]:>12.1f}{o[key]:>12.1f}{o[key] / b[key]:>9.1f}x")
     print(f"{'valid acc':<16}{b['valid_acc'] * 100:>11.2f}%{o['valid_acc'] * 100:>11.2f}%{(o['valid_acc'] - b['valid_acc']) * 100:>+9.2f} pt")
+    for name, result in (("seed", base), ("hw3", ours)):
+        first, later = seconds_per_epoch(result)
+        print(f"{name} seconds per epoch ({n:,} reviews): first {first:.1f}, later {later:.1f}"
+              + (f" | peak GPU {result['peak_gpu_mib']:,.0f} MiB" if "peak_gpu_mib" in result else "")
+              + (f" | compute {result['compute']}" if "compute" in result else ""))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MiB" + (f" | peak GPU {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else ""))
+    print(f"peak RSS {peak:.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "seed": base, "hw3": ours, "seed_rates": b, "hw3_rates": o}, indent=2))
 

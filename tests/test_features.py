@@ -130,3 +130,33 @@ def test_resolve_precision():
     assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp8", cpu)
+
+
+def test_feature_device_keeps_features_on_a_gpu_only_when_they_fit(monkeypatch):
+    from hw3.sentiment.features import GPU_RESERVE, feature_device
+
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (GPU_RESERVE + 1000, 80 << 30))
+    assert feature_device(1000, gpu) == gpu
+    assert feature_device(1001, gpu) == torch.device("cpu")
+    assert feature_device(10, torch.device("cpu")) == torch.device("cpu")
+
+
+def test_store_rows_are_read_back_in_any_order_and_subset(tmp_path):
+    lengths = [3, 1, 4, 2]
+    for store in (FeatureStore(lengths, HIDDEN), FeatureStore(lengths, HIDDEN, memory_budget=8, spill_dir=tmp_path)):
+        full = torch.randn(4, 4, HIDDEN) * (torch.arange(4) < torch.tensor(lengths)[:, None]).unsqueeze(-1)
+        store.put([2, 0], Features(full[[2, 0]], torch.tensor([4, 3])))
+        store.put([3, 1], Features(full[[3, 1], :2], torch.tensor([2, 1])))
+        got = store.get([1, 3, 2])
+        assert got.lengths.tolist() == [1, 2, 4] and got.embedded.shape == (3, 4, HIDDEN)
+        torch.testing.assert_close(got.embedded, full[[1, 3, 2]].half().float())
+
+
+def test_gru_runs_in_float32_on_gpus_and_in_berts_precision_on_cpu():
+    from hw3.sentiment.features import gru_dtype, precision_name
+
+    assert gru_dtype(torch.bfloat16, torch.device("cpu")) is torch.bfloat16
+    assert gru_dtype(None, torch.device("cpu")) is None
+    assert gru_dtype(torch.bfloat16, torch.device("cuda", 0)) is None
+    assert [precision_name(d) for d in (None, torch.bfloat16, torch.float16)] == ["float32", "bfloat16", "float16"]

@@ -1,8 +1,9 @@
 """Computing frozen-BERT features once and reusing them every epoch.
 
 BERT is frozen and runs in eval mode, so a review's embeddings never change: `FeatureStore` keeps them
-(float16, [total tokens, E] with per-review offsets) in RAM when they fit `memory_budget`, else in a
-memory-mapped file, and `CachedBatches` fills it lazily during the first epoch. Later epochs only run
+(float16, [total tokens, E] with per-review offsets) on the GPU when the model is on one and they fit
+there, else in RAM when they fit `memory_budget`, else in a memory-mapped file; `CachedBatches` fills it
+lazily during the first epoch. Later epochs only run
 the GRU. Features are always read back from the store, so every epoch sees the same float16 values.
 """
 
@@ -20,6 +21,7 @@ from .batching import Batch, BucketIterator
 from .model import Features
 
 DEFAULT_MEMORY_BUDGET = 4 << 30
+GPU_RESERVE = 4 << 30
 
 
 def has_fast_bf16_cpu() -> bool:
@@ -48,24 +50,25 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 
 class FeatureStore:
-    """Per-example BERT outputs, float16, in RAM or a memory-mapped file.
+    """Per-example BERT outputs, float16, on a GPU, in RAM or in a memory-mapped file.
 
     lengths: token count of every example; hidden_size: E. `put` stores a batch, `get` returns a padded
-    Features batch (float32 [B, T, E]).
+    Features batch (float32 [B, T, E]). device: a GPU to keep them there (see `feature_device`); on the
+    CPU they stay in RAM when they fit `memory_budget` bytes, else in a file in `spill_dir`.
     """
 
     def __init__(self, lengths: Sequence[int], hidden_size: int, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                 spill_dir: str | Path | None = None) -> None:
+                 spill_dir: str | Path | None = None, device: torch.device | str = "cpu") -> None:
         self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
         self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
         self.offsets[1:] = torch.cumsum(self.lengths, 0)
         self.hidden_size = hidden_size
+        self.device = torch.device(device)
         self.done = torch.zeros(len(lengths), dtype=torch.bool)
         rows = int(self.offsets[-1])
-        nbytes = rows * hidden_size * 2
         self._spill = None
-        if nbytes <= memory_budget:
-            self.data = torch.empty(rows, hidden_size, dtype=torch.float16)
+        if self.device.type != "cpu" or rows * hidden_size * 2 <= memory_budget:
+            self.data = torch.empty(rows, hidden_size, dtype=torch.float16, device=self.device)
         else:
             self._spill = tempfile.NamedTemporaryFile(prefix="hw3-features-", suffix=".f16", dir=spill_dir)
             array = np.memmap(self._spill.name, dtype=np.float16, mode="w+", shape=(max(rows, 1), hidden_size))
@@ -80,21 +83,46 @@ class FeatureStore:
         """True when any of these examples has no stored features yet."""
         return not bool(self.done[list(indices)].all())
 
+    def _rows(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row numbers in `data` of the examples' tokens, example after example [N], their lengths [B])."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        lengths = self.lengths[idx]
+        within = torch.arange(int(lengths.sum())) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+        return torch.repeat_interleave(self.offsets[idx], lengths) + within, lengths
+
     def put(self, indices: Sequence[int], features: Features) -> None:
         """Store rows of a Features batch ([B, T, E]) for the given example indices."""
-        embedded = features.embedded.detach().to("cpu", torch.float16)
-        for row, i in enumerate(indices):
-            n = int(self.lengths[i])
-            self.data[self.offsets[i] : self.offsets[i] + n] = embedded[row, :n]
-            self.done[i] = True
+        rows, lengths = self._rows(indices)
+        mask = torch.arange(features.embedded.shape[1]) < lengths[:, None]
+        tokens = features.embedded.detach()[mask.to(features.embedded.device)]
+        self.data[rows.to(self.device)] = tokens.to(self.device, torch.float16)
+        self.done[list(indices)] = True
 
     def get(self, indices: Sequence[int], device: torch.device | str = "cpu") -> Features:
-        """Padded float32 Features [B, max length, E] for the given (stored) examples."""
-        lengths = self.lengths[list(indices)]
-        out = torch.zeros(len(indices), int(lengths.max()), self.hidden_size, dtype=torch.float16)
-        for row, i in enumerate(indices):
-            out[row, : lengths[row]] = self.data[self.offsets[i] : self.offsets[i + 1]]
-        return Features(out.to(device=device, dtype=torch.float32), lengths)
+        """Padded float32 Features [B, max length, E] on `device` for the given (stored) examples."""
+        rows, lengths = self._rows(indices)
+        mask = (torch.arange(int(lengths.max())) < lengths[:, None]).to(self.device)
+        out = torch.zeros(*mask.shape, self.hidden_size, dtype=torch.float16, device=self.device)
+        out[mask] = self.data[rows.to(self.device)]
+        return Features(out.to(device).float(), lengths)
+
+
+def store_for(ids: Sequence[Sequence[int]], hidden_size: int, device: torch.device,
+              memory_budget: int = DEFAULT_MEMORY_BUDGET) -> FeatureStore:
+    """An empty FeatureStore for token-id lists `ids`, on the model's GPU when it fits there (`feature_device`)."""
+    lengths = [len(x) for x in ids]
+    return FeatureStore(lengths, hidden_size, memory_budget, device=feature_device(sum(lengths) * hidden_size * 2, device))
+
+
+def feature_device(nbytes: int, device: torch.device, reserve: int = GPU_RESERVE) -> torch.device:
+    """Where to cache `nbytes` of features for a model on `device`: the GPU itself when they fit in its free
+    memory with `reserve` bytes to spare (for BERT's activations and the GRU), else the host.
+
+    On a GPU, copying cached features in from the host costs more than BERT itself (measured on an H100).
+    """
+    if device.type == "cuda" and nbytes + reserve <= torch.cuda.mem_get_info(device)[0]:
+        return device
+    return torch.device("cpu")
 
 
 class CachedBatches:
@@ -157,7 +185,7 @@ class EmbeddedBatches:
 
 
 def make_embedder(model, dtype: torch.dtype | None) -> Callable[[torch.Tensor], Features]:
-    """model.embed under inference mode, with autocast to `dtype` when given."""
+    """model.embed under inference mode, with autocast to `dtype` when given (kept as `embed.dtype`)."""
     device_type = next(model.parameters()).device.type
 
     def embed(text: torch.Tensor) -> Features:
@@ -165,6 +193,7 @@ def make_embedder(model, dtype: torch.dtype | None) -> Callable[[torch.Tensor], 
         with torch.inference_mode(), cast:
             return model.embed(text)
 
+    embed.dtype = dtype
     return embed
 
 
@@ -173,15 +202,36 @@ def cache_features(model, iterator: BucketIterator, precision: str = "auto",
     """Wrap a BucketIterator so BERT runs once per review: batches become Batch(Features, label).
 
     `model(x)` accepts the Features, so the homework's train/evaluate work unchanged on the result.
-    Sets model.compute_dtype to the chosen precision (bf16 where the hardware is fast at it), and turns on
+    Sets the precision (bf16 where the hardware is fast at it; see `precision_embedder`), and turns on
     flush-denormal mode for the process: CPU GRU backward passes run ~6x slower on subnormal floats.
     """
     torch.set_flush_denormal(True)
-    store = FeatureStore([len(x) for x in iterator.ids], model.bert.config.hidden_size, memory_budget)
+    device = next(model.parameters()).device
+    store = store_for(iterator.ids, model.bert.config.hidden_size, device, memory_budget)
     return CachedBatches(iterator, store, precision_embedder(model, precision))
 
 
+def gru_dtype(bert_dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """The GRU's compute dtype for a BERT autocast dtype: the same on CPU, float32 (None) on GPUs.
+
+    On CPU, bf16 GRU matrix products are fast where the chip has AMX/AVX512-BF16. On GPUs, cuDNN's fused
+    GRU kernels take float32 or float16 but not bfloat16 (a bf16 GRU falls back to one small kernel per
+    gate and step), and float32 needs no loss scaling; the GRU is a small part of the GPU's work anyway.
+    """
+    return bert_dtype if device.type == "cpu" else None
+
+
 def precision_embedder(model, precision: str = "auto") -> Callable[[torch.Tensor], Features]:
-    """Set model.compute_dtype from 'auto' | 'bf16' | 'fp32' and return the matching BERT embedder."""
-    model.compute_dtype = resolve_precision(precision, next(model.parameters()).device)
-    return make_embedder(model, model.compute_dtype)
+    """Pick BERT's and the GRU's precision from 'auto' | 'bf16' | 'fp32'; returns the BERT embedder.
+
+    Sets model.compute_dtype (the GRU's); the embedder's autocast dtype is `embed.dtype`.
+    """
+    device = next(model.parameters()).device
+    bert_dtype = resolve_precision(precision, device)
+    model.compute_dtype = gru_dtype(bert_dtype, device)
+    return make_embedder(model, bert_dtype)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """'bfloat16', 'float16' or 'float32' (None means plain float32)."""
+    return str(dtype).removeprefix("torch.") if dtype is not None else "float32"

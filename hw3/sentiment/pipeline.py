@@ -1,6 +1,6 @@
 """`hw3 train`: the whole Q4 job, fast, resumable, writing model.pt, last.pt, metrics.json and curves.png.
 
-Speed comes from not repeating work: reviews are tokenized in parallel batches by the Rust tokenizer,
+Speed comes from not repeating work: reviews are tokenized through a per-word cache (`wordpiece`),
 BERT runs once per review (eval mode, inference mode, bf16 where the hardware has it) and its outputs
 are cached, so later epochs only train the GRU; batches are length-bucketed and the GRU skips padding.
 
@@ -29,7 +29,7 @@ from .batching import DEFAULT_BATCH_SIZE, BucketIterator
 from .data import SEED, load_splits, resolve_data
 from .encoders import load_bert, resolve_encoder
 from .errors import HW3Error
-from .features import CachedBatches, EmbeddedBatches, FeatureStore, precision_embedder
+from .features import CachedBatches, EmbeddedBatches, precision_embedder, precision_name, store_for
 from .model import build_model, count_parameters, freeze_bert, total_parameters
 from .tokenizer import BERT_MAX_LENGTH, check_vocabulary, encode_batch, load_tokenizer
 from .training import evaluate, plot_history, train
@@ -292,9 +292,8 @@ def _build_model(spec, tokenizer, config: TrainConfig, device: torch.device, log
     optimizer = optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     criterion = nn.BCEWithLogitsLoss().to(device)
     embed = precision_embedder(model, config.precision)
-    dtype = model.compute_dtype
     log(f"model: {total_parameters(model):,} parameters, {count_parameters(model):,} trainable (BERT frozen) | "
-        f"compute: {str(dtype).removeprefix('torch.') if dtype else 'float32'}")
+        f"compute: BERT {precision_name(embed.dtype)}, GRU {precision_name(model.compute_dtype)}")
     return model, optimizer, criterion, embed
 
 
@@ -319,13 +318,14 @@ def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
     hidden = model.bert.config.hidden_size
 
     def batches(name: str, shuffle: bool, cache: bool = True) -> CachedBatches | EmbeddedBatches:
-        """Length-bucketed batches of one split, its BERT features cached (spilled to the temp folder if big)."""
+        """Length-bucketed batches of one split, its BERT features cached (on the GPU when they fit there, else in
+        RAM, spilled to the temp folder if big)."""
         part = getattr(splits, name)
         it = BucketIterator(ids[name], [r.label for r in part], config.batch_size, shuffle=shuffle,
                             pad_id=tokenizer.pad_token_id, seed=config.seed, device=device)
         if not cache:
             return EmbeddedBatches(it, embed)
-        return CachedBatches(it, FeatureStore([len(x) for x in ids[name]], hidden), embed)
+        return CachedBatches(it, store_for(ids[name], hidden, device), embed)
 
     record = {"encoder": spec.name, "data": source.name, "config": {**asdict(config), "encoder": spec.name, "data": source.name},
               "examples": {"train": len(splits.train), "valid": len(splits.valid), "test": len(splits.test)}}
