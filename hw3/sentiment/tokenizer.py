@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .encoders import AUTO, EncoderSpec, resolve_encoder
 from .errors import HW3Error
-from .wordpiece import encode_cached
+from .wordpiece import PREFIX_CHARS_PER_TOKEN, encode_cached
 
 BERT_MAX_LENGTH = 512
 
@@ -64,10 +64,10 @@ def encode(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[
     return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
 
 
-# A review longer than max_length * PREFIX_CHARS_PER_TOKEN characters is tokenized from a prefix of that
-# length when the prefix provably gives the same ids: its complete words alone hold max_length - 2 tokens
-# (the cut word can give at most MAX_WORD_TOKENS: BERT's WordPiece maps a word over 100 characters to [UNK]).
-PREFIX_CHARS_PER_TOKEN = 20
+# On the Rust path, a review longer than max_length * PREFIX_CHARS_PER_TOKEN characters is tokenized from a
+# prefix of that length when the prefix provably gives the same ids: its complete words alone hold
+# max_length - 2 tokens (the cut word can give at most MAX_WORD_TOKENS: BERT's WordPiece maps a word over 100
+# characters to [UNK]).
 MAX_WORD_TOKENS = 100
 
 
