@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1234, help="random seed (split, init, batch order)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     train.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
-                       help="auto: bfloat16 where the hardware has fast bf16, else float32")
+                       help="BERT's precision; auto: bfloat16 where the hardware has fast bf16, else float32 "
+                            "(the GRU follows it on CPUs and runs in float32 on GPUs)")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(handler=_train)
