@@ -3,8 +3,8 @@
 BERT is frozen and runs in eval mode, so a review's embeddings never change: `FeatureStore` keeps them
 (float16, [total tokens, E] with per-review offsets) on the GPU when the model is on one and they fit
 there, else in RAM when they fit `memory_budget`, else in a memory-mapped file; `CachedBatches` fills it
-lazily during the first epoch. Later epochs only run
-the GRU. Features are always read back from the store, so every epoch sees the same float16 values.
+lazily during the first epoch. Later epochs only run the GRU. Features are always read back from the
+store, so every epoch sees the same float16 values.
 """
 
 from __future__ import annotations
@@ -83,25 +83,26 @@ class FeatureStore:
         """True when any of these examples has no stored features yet."""
         return not bool(self.done[list(indices)].all())
 
-    def _rows(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row numbers in `data` of the examples' tokens, example after example [N], their lengths [B])."""
+    def _layout(self, indices: Sequence[int], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For a padded batch [B, width] of these examples (width: their longest length by default): (mask of
+        its real tokens [B, width], the row in `data` of each real token [N], in mask order, their lengths [B])."""
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         lengths = self.lengths[idx]
-        within = torch.arange(int(lengths.sum())) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
-        return torch.repeat_interleave(self.offsets[idx], lengths) + within, lengths
+        positions = torch.arange(int(lengths.max()) if width is None else width)
+        mask = positions < lengths[:, None]
+        return mask, (self.offsets[idx, None] + positions)[mask], lengths
 
     def put(self, indices: Sequence[int], features: Features) -> None:
         """Store rows of a Features batch ([B, T, E]) for the given example indices."""
-        rows, lengths = self._rows(indices)
-        mask = torch.arange(features.embedded.shape[1]) < lengths[:, None]
+        mask, rows, _ = self._layout(indices, features.embedded.shape[1])
         tokens = features.embedded.detach()[mask.to(features.embedded.device)]
         self.data[rows.to(self.device)] = tokens.to(self.device, torch.float16)
         self.done[list(indices)] = True
 
     def get(self, indices: Sequence[int], device: torch.device | str = "cpu") -> Features:
         """Padded float32 Features [B, max length, E] on `device` for the given (stored) examples."""
-        rows, lengths = self._rows(indices)
-        mask = (torch.arange(int(lengths.max())) < lengths[:, None]).to(self.device)
+        mask, rows, lengths = self._layout(indices)
+        mask = mask.to(self.device)
         out = torch.zeros(*mask.shape, self.hidden_size, dtype=torch.float16, device=self.device)
         out[mask] = self.data[rows.to(self.device)]
         return Features(out.to(device).float(), lengths)
