@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from grading_helpers import student_train
 from torch import nn
 
 from hw3 import attention, rnn
@@ -187,34 +188,15 @@ def test_q4_3a(capsys):
     fails(capsys, "q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().sum(), reason="expected")
 
 
-def wrong_train(zero_grad: bool = True, switch_mode: bool = True, mean: bool = True):
-    """The homework's train loop, optionally forgetting optimizer.zero_grad(), model.train() or the mean."""
-    def train(model, iterator, optimizer, criterion):
-        if switch_mode:
-            model.train()
-        losses, accs = [], []
-        for x, y in iterator:
-            if zero_grad:
-                optimizer.zero_grad()
-            preds = model(x).squeeze(1)
-            loss = criterion(preds, y)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            accs.append(training.binary_accuracy(preds, y).item())
-        return sum(losses) / (len(losses) if mean else 1), sum(accs) / len(accs)
-    return train
-
-
 def test_q4_3b(capsys):
     state = torch.random.get_rng_state()
-    passes(capsys, "q4.3b", wrong_train())
+    passes(capsys, "q4.3b", student_train())
     assert torch.equal(torch.random.get_rng_state(), state)  # checks leave the notebook's random numbers alone
     fails(capsys, "q4.3b", training.train, reason="train is hw3.sentiment.training.train")
-    fails(capsys, "q4.3b", wrong_train(zero_grad=False), reason="call optimizer.zero_grad()")
-    fails(capsys, "q4.3b", wrong_train(switch_mode=False), reason="call model.train()")
+    fails(capsys, "q4.3b", student_train(zero_grad=False), reason="call optimizer.zero_grad()")
+    fails(capsys, "q4.3b", student_train(switch_mode=False), reason="call model.train()")
     fails(capsys, "q4.3b", lambda m, it, opt, crit: training.evaluate(m, it, crit), reason="call model.train()")
-    fails(capsys, "q4.3b", wrong_train(mean=False), reason="(the mean over batches)")
+    fails(capsys, "q4.3b", student_train(mean=False), reason="(the mean over batches)")
 
 
 def evaluate_in_train_mode(model, iterator, criterion):
