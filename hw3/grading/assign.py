@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from .notebook import cell_check_calls, cell_source, notebook_paths
-from .points import BY_ID
+from .questions import BY_ID
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -83,7 +83,7 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
             calls = cell_check_calls(cell_source(cell), index)
             for call in calls:
                 if call.qid not in BY_ID:
-                    raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not in hw3/grading/points.py")
+                    raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not in hw3/grading/questions.py")
             upcoming = calls[0].qid if calls else upcoming
         ids[index] = upcoming
     return ids

@@ -1,57 +1,32 @@
-"""`check("<id>", obj, ...)`: test a student's object against the reference on fresh inputs.
+"""`check("<id>", obj, ...)`: the notebooks' instant feedback on one exercise.
 
-A check prints exactly one line: `✅ <id> passed (<points> pts)`, or `❌ <id>: <short reason>` followed by
-a `CheckFailed` exception so that notebook runners (nbval, nbclient) see the cell fail. The verifiers
-themselves live in `rnn_attention_checks` and `sentiment_checks`; `run_check` is what both this
-function and the grader's final cell call.
-
-For the questions that receive a student's function, `run_check` also refuses the hw3 reference
-implementation, imported or wrapped (see `provenance`): that reason comes first.
+A check draws fresh inputs, probes the student's objects and scores them against the reference, all in the
+student's own kernel (`run_exercise`), and prints exactly one line: `✅ <id> passed (<points> pts)`, or
+`❌ <id>: <points> of <max> pts — <what failed> (hint: …)` followed by a `CheckFailed` exception so that
+notebook runners (nbval, nbclient) see the cell fail. Points printed here are feedback only: `hw3 grade`
+scores every exercise again outside the kernel, on inputs the student cannot predict.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import inspect
 import io
-import math
 import random
-import secrets
-from collections.abc import Callable
 from typing import Any
 
-from . import provenance
-from .points import BY_ID, format_points
+from .exercise import CheckFailed, Exercise, describe_exception, fresh_rng, one_line
+from .questions import BY_ID, format_points
+from .results import QuestionResult, TestResult
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
-REASON_LIMIT = 160
-
-_VERIFIER_MODULES = {"q2": "rnn_attention_checks", "q3": "rnn_attention_checks", "q4": "sentiment_checks"}
-
-
-class CheckFailed(AssertionError):
-    """A check did not pass; the message is the one-line reason."""
-
-    def _render_traceback_(self) -> list[str]:
-        """IPython shows this instead of a traceback: the reason is all a student needs."""
-        return [f"{type(self).__name__}: {self}"]
-
-
-def check(qid: str, *args: Any, **kwargs: Any) -> None:
-    """Check exercise `qid` on the given objects; print one line, raise CheckFailed when it fails."""
-    __tracebackhide__ = True
-    reason = run_check(qid, args, kwargs)
-    if reason is None:
-        print(f"{PASS_MARK} {qid} passed ({format_points(BY_ID[qid].max_points)} pts)", flush=True)
-        return
-    print(f"{FAIL_MARK} {qid}: {reason}", flush=True)
-    raise CheckFailed(reason) from None
+DEFERRED_MARK = "⏳"
 
 
 class _Discard(io.TextIOBase):
-    """A text stream that swallows everything written to it (student prints during a check)."""
+    """A text stream that swallows everything written to it (student prints during a probe)."""
 
     def writable(self) -> bool:
         return True
@@ -60,105 +35,83 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def run_check(qid: str, args: tuple, kwargs: dict) -> str | None:
-    """Run the verifier of `qid`: None when it passes, else a one-line reason (never raises Exception)."""
-    try:
-        verifier = find_verifier(qid)
-    except LookupError as exc:
-        return one_line(str(exc))
-    except Exception as exc:
-        return _crashed(exc)
-    try:
-        bound = inspect.signature(verifier).bind(*args, **kwargs)
-    except TypeError as exc:
-        return one_line(f"wrong arguments for check({qid!r}, ...): {exc}; restore the check cell")
-    what = provenance.student_parameter(qid, verifier)
-    if what is not None:
-        reason = provenance.imported_reference(bound.arguments.get(what), what)
-        if reason:
-            return one_line(reason)
-    watch = provenance.watch(qid, verifier)
-    outcome = None
-    try:
-        with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()), \
-                watch or contextlib.nullcontext():
-            verifier(*args, **kwargs)  # what the student's code prints would break the one-line contract
-    except CheckFailed as exc:
-        outcome = str(exc)
-    except Exception as exc:
-        outcome = _crashed(exc)
-    reason = (watch.reason(what) if watch else None) or outcome  # calling the reference is the real problem
-    return one_line(reason) if reason else None
-
-
-def _crashed(exc: Exception) -> str:
-    """A bug or a broken install, not the student's object: say so in one line."""
-    return one_line(f"the check itself crashed ({describe_exception(exc)}): tell the course staff")
-
-
-def find_verifier(qid: str) -> Callable[..., None]:
-    """The verifier function of an auto question; LookupError for unknown or manual ids."""
+def exercise_of(qid: str) -> Exercise:
+    """The exercise of an automatic question; LookupError for unknown or manual ids."""
     q = BY_ID.get(qid)
     if q is None:
-        raise LookupError(f"unknown check id {qid!r}: use one of the ids in hw3/grading/points.py")
-    if q.kind != "auto":
+        raise LookupError(f"unknown check id {qid!r}: use one of the ids in hw3/grading/questions.py")
+    if q.exercise is None:
         raise LookupError(f"{qid} is graded by hand: it has no automatic check")
-    module = importlib.import_module(f"{__package__}.{_VERIFIER_MODULES[qid[:2]]}")
-    return module.VERIFIERS[qid]
+    return q.exercise
 
 
-def call_student(fn: Any, *args: Any, what: str) -> Any:
-    """Call the student's `fn(*args)`; any exception becomes CheckFailed naming the call `what`."""
-    if not callable(fn):
-        raise CheckFailed(f"expected a function, got {type(fn).__name__}: pass the function itself, not its result")
+def bind(exercise: Exercise, qid: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:
+    """The check call's arguments bound to the probe's parameters (after `inputs`); CheckFailed if they do not fit."""
     try:
-        return fn(*args)
+        return inspect.signature(exercise.probe).bind({}, *args, **kwargs)
+    except TypeError as exc:
+        raise CheckFailed(f"wrong arguments for check({qid!r}, ...): {exc}; restore the check cell") from None
+
+
+def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -> Any:
+    """exercise.probe(inputs, *args, **kwargs) with the student's prints swallowed."""
+    with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()):
+        return exercise.probe(inputs, *args, **kwargs)
+
+
+def score_safely(qid: str, inputs: dict, outputs: Any) -> QuestionResult:
+    """The question's result from returned `outputs` (hostile data): a scorer that trips over it fails every test."""
+    q = BY_ID[qid]
+    exercise = exercise_of(qid)
+    try:
+        tests = exercise.score(inputs, outputs)
     except Exception as exc:
-        raise CheckFailed(f"{what} raised {describe_exception(exc)}") from None
+        message = one_line(f"the returned values could not be read ({type(exc).__name__})")
+        tests = [TestResult(t.name, 0.0, t.points, message) for t in exercise.tests]
+    return QuestionResult.from_tests(qid, q.title, q.max_points, tests)
 
 
-def as_float(value: Any, what: str) -> float:
-    """A finite number from a float, int, 0-d tensor or array; CheckFailed otherwise."""
-    if isinstance(value, bool):
-        raise CheckFailed(f"{what} returned a bool, expected a number")
+def run_exercise(qid: str, args: tuple, kwargs: dict, rng: random.Random | None = None) -> QuestionResult:
+    """Inputs, probe and score of one exercise in this process (the notebook's instant check)."""
+    q = BY_ID.get(qid)
+    exercise = exercise_of(qid)
+    bind(exercise, qid, args, kwargs)
+    inputs = exercise.inputs(rng or fresh_rng())
     try:
-        number = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise CheckFailed(f"{what} returned {describe_value(value)}, expected a single number") from None
-    if not math.isfinite(number):
-        raise CheckFailed(f"{what} returned {number}, expected a finite number")
-    return number
+        outputs = probe_quietly(exercise, inputs, args, kwargs)
+    except Exception as exc:
+        return QuestionResult.failed(qid, q.title, q.max_points,
+                                     one_line(f"checking it raised {describe_exception(exc)}"))
+    return score_safely(qid, inputs, outputs)
 
 
-def fresh_rng() -> random.Random:
-    """A random generator seeded from the OS, so every check run sees new inputs."""
-    return random.Random(secrets.randbits(64))
+def summary_line(result: QuestionResult) -> str:
+    """`❌ q4.3a: 1 of 2 pts — <first failure> (hint: …)` or `✅ q4.3a passed (2 pts)`."""
+    if result.status == "passed":
+        return f"{PASS_MARK} {result.id} passed ({format_points(result.max_points)} pts)"
+    failed = next((t for t in result.tests if not t.passed), None)
+    reason = result.message or (failed.message if failed else "")
+    hint = f" (hint: {failed.hint})" if failed and failed.hint else ""
+    return (f"{FAIL_MARK} {result.id}: {format_points(result.points)} of {format_points(result.max_points)} pts — "
+            f"{reason}{hint}")
 
 
-def describe_exception(exc: BaseException, limit: int = 100) -> str:
-    """`ValueError: message` on one line, the message cut to `limit` characters (even if str() fails)."""
-    name = getattr(type(exc), "__name__", "Exception")
+def grading_build() -> bool:
+    """True inside a grading sandbox, where hw3's reference implementations are withheld (`withheld`)."""
+    return importlib.util.find_spec("hw3._grading_build") is not None
+
+
+def check(qid: str, *args: Any, **kwargs: Any) -> None:
+    """Check exercise `qid` on the given objects; print one line, raise CheckFailed when it is not fully right."""
+    __tracebackhide__ = True
+    if grading_build():
+        exercise_of(qid)
+        print(f"{DEFERRED_MARK} {qid}: scored by hw3 grade", flush=True)
+        return
     try:
-        message = str(exc)[:10_000].strip().splitlines()
-    except Exception:  # a student's exception whose __str__ raises
-        message = ["<the message could not be printed>"]
-    if not message:
-        return name
-    text = message[0] if len(message[0]) <= limit else message[0][: limit - 1] + "…"
-    return f"{name}: {text}"
-
-
-def describe_value(value: Any) -> str:
-    """A short description of a returned value: its type, and its shape when it has one."""
-    shape = getattr(value, "shape", None)
-    if shape is not None:
-        return f"a {type(value).__name__} of shape {tuple(shape)}"
-    if isinstance(value, (list, tuple, dict, set)):
-        return f"a {type(value).__name__} of length {len(value)}"
-    return f"a {type(value).__name__}"
-
-
-def one_line(text: str) -> str:
-    """Collapse whitespace to one line and cut it to REASON_LIMIT characters."""
-    flat = " ".join(text[: REASON_LIMIT * 20].split())
-    return flat if len(flat) <= REASON_LIMIT else flat[: REASON_LIMIT - 1] + "…"
+        result = run_exercise(qid, args, kwargs)
+    except LookupError as exc:
+        raise CheckFailed(str(exc)) from None
+    print(summary_line(result), flush=True)
+    if result.status != "passed":
+        raise CheckFailed(one_line(result.message or "see the line above")) from None

@@ -1,21 +1,26 @@
-"""Running a submission in a fresh `python3` kernel, cell by cell, surviving hangs and crashes.
+"""Running a submission in a fresh sandboxed kernel, cell by cell, surviving hangs and crashes.
 
 Every code cell runs with a time limit; errors are recorded and execution goes on. A cell that runs
 past its limit or stops the kernel (`os._exit`, a segfault) is recorded, and the notebook is run again
 from the top in a new kernel without it, so the cells after it still get their chance; when more than
-MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's own cell runs in the same
-kernel, and its outputs are returned.
+MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's own cell (the probes of
+`harness`) runs in the same kernel, and its outputs are returned.
 
-Every kernel runs under `sandbox.Limits` (a memory limit, at most so many characters of output per cell)
-and, once shut down, is swept: no process it started outlives it. Outputs stored in the submitted
-notebook are dropped before running: only what the cells print now counts.
+The kernel is an `ipykernel` started through `sandbox.kernel_command` (bubblewrap, an unprivileged user,
+resource limits) and talks to nbclient over unix sockets in a private folder (`Launch.sockets`); the
+folder is watched, and a kernel that writes more than its disk limit there is killed. Outputs are capped
+per cell, and stored outputs of the submitted notebook are dropped before running.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +29,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from .checks import one_line
-from .sandbox import OUTPUT_LIMIT, Limits, descendants, launch_prefix, sandbox_env, sweep
+from . import sandbox
+from .exercise import one_line
+from .sandbox import OUTPUT_LIMIT, Limits, Mounts
 
 MAX_BROKEN = 3
 KERNEL_NAME = "python3"
@@ -54,20 +60,67 @@ class _Broken(Exception):
         self.index = index
 
 
-class LimitedKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernel command starts with `launch_prefix` (the limits launcher)."""
+@dataclass(frozen=True)
+class Launch:
+    """How to start one kernel: its limits, the sandbox mounts (None: --no-sandbox), its uid and environment."""
 
-    launch_prefix: list[str] = []
+    limits: Limits
+    mounts: Mounts | None
+    uid: int
+    env: dict[str, str]
+
+    @property
+    def sockets(self) -> Path:
+        return self.mounts.sockets if self.mounts else Path(self.env["HW3_SOCKETS"])
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel runs through `sandbox.kernel_command` and listens on unix sockets."""
+
+    launch: Launch | None = None
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        return [*self.launch_prefix, *super().format_kernel_cmd(extra_arguments)]
+        launch = self.launch
+        if launch.mounts is not None and sandbox.is_root():  # written 0600 by the grader: the kernel must read it
+            os.chown(self.connection_file, launch.uid, launch.uid)
+        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+        if launch.mounts is None:
+            return sandbox.unsandboxed_command(kernel, launch.limits)
+        return sandbox.kernel_command(kernel, launch.mounts, launch.limits, launch.uid, launch.env)
 
 
-def kernel_manager(kernel_name: str, limits: Limits) -> LimitedKernelManager:
-    """A kernel manager for `kernel_name` that starts its kernel under `limits`."""
-    km = LimitedKernelManager(kernel_name=kernel_name)
-    km.launch_prefix = launch_prefix(limits)
+def kernel_manager(launch: Launch) -> SandboxedKernelManager:
+    """A kernel manager for one run: ipc transport in the launch's socket folder."""
+    km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+    km.ip = str(launch.sockets / "kernel")
+    km.connection_file = str(launch.sockets / "kernel.json")
+    km.launch = launch
     return km
+
+
+class DiskWatch:
+    """Kills the kernel when the socket folder (the only folder the sandbox shares) grows past the disk limit."""
+
+    def __init__(self, folder: Path, limit_bytes: int, kill: Callable[[], None]) -> None:
+        self.folder, self.limit, self.kill = folder, limit_bytes, kill
+        self.tripped = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            if sandbox.folder_size(self.folder) > self.limit:
+                self.tripped = True
+                self.kill()
+                return
+
+    def __enter__(self) -> "DiskWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _size(output: dict) -> int:
@@ -94,6 +147,7 @@ class CappedClient(NotebookClient):
     def __init__(self, *args, output_limit: int = OUTPUT_LIMIT, **kwargs) -> None:
         super().__init__(*args, store_widget_state=False, **kwargs)
         self.output_limit = output_limit
+        self.limits_by_cell: dict[int, int] = {}  # cells allowed more output than output_limit
         self._spent: dict[int, int] = {}  # characters kept per cell index (each cell runs once per client)
 
     def output(self, outs, msg, display_id, cell_index):
@@ -104,18 +158,19 @@ class CappedClient(NotebookClient):
         if out.get("output_type") == "error":
             shorten_error(out, self.output_limit)
             return out
+        limit = self.limits_by_cell.get(cell_index, self.output_limit)
         spent, size = self._spent.get(cell_index, 0), _size(out)
         self._spent[cell_index] = spent + size
-        if spent + size <= self.output_limit:
+        if spent + size <= limit:
             return out
-        left = self.output_limit - spent - 100
+        left = limit - spent - 100
         if out.get("output_type") == "stream" and left > 0:
             out["text"] = out["text"][:left]
         else:
             outs.pop()
-        if spent <= self.output_limit:  # the first output past the limit: say so, once
+        if spent <= limit:  # the first output past the limit: say so, once
             outs.append(nbformat.v4.new_output(
-                "stream", name="stderr", text=f"\n[hw3 grade: output cut after {self.output_limit} characters]\n"))
+                "stream", name="stderr", text=f"\n[hw3 grade: output cut after {limit} characters]\n"))
         return None
 
 
@@ -140,13 +195,17 @@ def cell_error(index: int, error: str, limits: Limits) -> str:
     return one_line(f"cell {index + 1} raised {error}")
 
 
-def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits) -> str | None:
+def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
+              watch: "DiskWatch") -> str | None:
     """Execute one notebook cell: its one-line error, or None; _Broken when it hangs or kills the kernel."""
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
         raise _Broken(index, f"cell {index + 1} did not finish within {client.timeout:g} s") from None
     except DeadKernelError:
+        if watch.tripped:
+            raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
+                                 f"folder and was stopped") from None
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
     error = first_error(cell.outputs)
     return cell_error(index, error, limits) if error else None
@@ -175,39 +234,46 @@ def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=cells)
 
 
+FINAL_OUTPUT_LIMIT = 20_000_000  # characters: the probes' results (parameters of tiny models) are large-ish
+
+
 def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str, timeout: float,
-              final_timeout: float, cwd: Path, env: dict[str, str], limits: Limits) -> Execution:
+              final_timeout: float, launch: Launch) -> Execution:
     """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell.
 
-    Whatever happens, the kernel is shut down and every process it started is killed afterwards.
+    Whatever happens, the kernel is shut down, and with it its PID namespace and every process in it.
     """
     work = copy.deepcopy(nb)
     final = nbformat.v4.new_code_cell(final_source)
     work.cells.append(final)
-    km = kernel_manager(KERNEL_NAME, limits)
+    km = kernel_manager(launch)
     client = CappedClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
-                          record_timing=False, log=_QUIET, output_limit=limits.output_limit)
-    kernel_env, token = sandbox_env(env, limits)
+                          record_timing=False, log=_QUIET, output_limit=launch.limits.output_limit)
+    client.limits_by_cell[len(work.cells) - 1] = FINAL_OUTPUT_LIMIT
     result = Execution(failures=dict(skip), broken=dict(skip))
-    session, tree = None, set()
-    try:
-        with client.setup_kernel(cwd=str(cwd), env=kernel_env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, cleanup_kc=True):
-            session = km.provisioner.pid if km.provisioner else None
-            try:
-                for index, cell in enumerate(work.cells[:-1]):
-                    if cell.cell_type == "code" and index not in skip:
-                        message = _run_cell(client, cell, index, limits)
-                        if message:
-                            result.failures[index] = message
-                client.timeout = final_timeout
-                result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
-                result.final_outputs = list(final.outputs)
-            finally:
-                tree = descendants(session) if session else set()
-    finally:
-        sweep(token, session, tree)
+    outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
+    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, lambda: _kill(km))
+    with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:
+        for index, cell in enumerate(work.cells[:-1]):
+            if cell.cell_type == "code" and index not in skip:
+                message = _run_cell(client, cell, index, launch.limits, watch)
+                if message:
+                    result.failures[index] = message
+        client.timeout = final_timeout
+        result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
+        result.final_outputs = list(final.outputs)
     return result
+
+
+def _kill(km: SandboxedKernelManager) -> None:
+    """SIGKILL the kernel's launcher (bwrap: the PID namespace goes with it)."""
+    try:
+        pid = km.provisioner.pid if km.provisioner else None
+        if pid:
+            os.kill(pid, 9)
+    except (OSError, AttributeError):
+        pass
 
 
 def _startup_error(exc: Exception, limits: Limits) -> str:
@@ -217,8 +283,8 @@ def _startup_error(exc: Exception, limits: Limits) -> str:
 
 
 def execute(nb: nbformat.NotebookNode, final_source: str, *, timeout: float, final_timeout: float,
-            cwd: Path, env: dict[str, str], limits: Limits = Limits(), skip: dict[int, str] | None = None) -> Execution:
-    """Run every code cell of `nb`, then `final_source`, in a fresh kernel started in `cwd` with `env`.
+            launch: Launch, skip: dict[int, str] | None = None) -> Execution:
+    """Run every code cell of `nb`, then `final_source`, in fresh kernels started by `launch`.
 
     `skip` holds cells already known to hang or stop the kernel (an earlier Execution's `broken`).
     """
@@ -226,10 +292,10 @@ def execute(nb: nbformat.NotebookNode, final_source: str, *, timeout: float, fin
     broken: dict[int, str] = dict(skip or {})
     while len(broken) <= MAX_BROKEN:
         try:
-            return _run_once(nb, broken, final_source, timeout, final_timeout, cwd, env, limits)
+            return _run_once(nb, broken, final_source, timeout, final_timeout, launch)
         except _Broken as exc:
             broken[exc.index] = str(exc)
         except Exception as exc:  # the kernel itself could not start or talk: not the notebook's fault
-            return Execution(failures=broken, final_error=_startup_error(exc, limits), broken=broken)
+            return Execution(failures=broken, final_error=_startup_error(exc, launch.limits), broken=broken)
     return Execution(failures=broken, final_error=f"{len(broken)} cells hung or stopped the kernel: grading gave up",
                      broken=broken)

@@ -1,37 +1,49 @@
-"""Grading one submission: execute it, re-check every exercise in a grader-owned cell, score each question.
+"""Grading one submission: run it in a sandboxed kernel, probe every exercise, score in this process.
 
 A submission is one student's work: a notebook, or a folder with the student's notebooks when the
 homework comes in several (here Questions 1–3 and Question 4). Each submitted notebook is matched to the
-released notebook whose check cells it shares, executed in a kernel of its own, and re-checked by the
-grader's final cell (see `audit`): points never come from what a notebook printed. A question earns its
-points when its check cell is the untouched one of the released notebook, no cell of its part of the
-notebook failed (raised, hung or stopped the kernel), and the final re-check passed. Manual questions
-are listed with status "manual" and 0 automatic points. A re-check that hangs or stops the kernel costs
-its own question only: the notebook runs again for the questions after it (`recheck`). Kernels run
-under `sandbox.Limits` (memory, output) and leave no process behind.
+released notebook whose check cells it shares, privately copied, and executed in a sandboxed kernel of its
+own (`sandbox`, `execute`) whose hw3 has no reference solutions (`withheld`). The grader then appends one
+cell (`harness`) that calls the student's objects on inputs the grader drew from the course key, the
+student and the question (`exercise.seeded_rng`), and prints plain JSON data; the points are computed here,
+in the grader's process, by each exercise's scorer against the reference. Nothing the notebook prints,
+writes or patches reaches a score except the values it returns for those inputs.
+
+A question is scored when its check cell is the untouched one of the released notebook and the objects
+it names exist; a probe that hangs or stops the kernel costs its own question only (the notebook runs
+again for the questions after it). Manual questions are listed with their rubric, or as "not answered"
+when the answer cell still holds the placeholder.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import secrets
-import site
+import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import nbformat
 
-from .audit import PACKAGE_ROOT, AuditResult, final_cell, parse_results
-from .execute import Execution, execute
+from . import sandbox as sandboxing
+from . import withheld
+from .assign import ANSWER_PLACEHOLDER
+from .checks import score_safely
+from .exercise import one_line, seeded_rng
+from .execute import Execution, Launch, execute
+from .harness import final_cell
 from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths,
                        read_notebook, regions)
-from .points import QUESTIONS, Question, max_total
-from .sandbox import Limits
+from .questions import BY_ID, QUESTIONS, Question
+from .results import GRADER_VERSION, QuestionResult, Report
 
 DEFAULT_TIMEOUT = 600.0
+FINAL_RETRIES = 2
+NO_SANDBOX_NOTE = "graded with --no-sandbox: the notebook ran unconfined, as the grader's user"
 
 
 class Released(NamedTuple):
@@ -49,34 +61,27 @@ class ReferenceNotebookError(Exception):
     """The reference notebooks cannot tell what the check cells should be; one-line message."""
 
 
-@dataclass
-class QuestionResult:
-    """One row of a report."""
+@dataclass(frozen=True)
+class Settings:
+    """How to grade: the released notebooks, time and memory limits, the sandbox, the course key.
 
-    id: str
-    points: float
-    max_points: float
-    status: str  # "passed", "failed" or "manual"
-    message: str = ""
+    `only` restricts grading to those question ids (a regrade); `feature_cache` is a folder of precomputed
+    BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job.
+    """
 
-
-@dataclass
-class Report:
-    """The grade of one submission; `student` names its row in the CSV."""
-
-    submission: str
-    student: str
-    questions: list[QuestionResult]
-    notes: list[str] = field(default_factory=list)
+    reference: Path = Path("notebooks")
+    timeout: float = DEFAULT_TIMEOUT
+    memory_gb: float = sandboxing.DEFAULT_MEMORY_GB
+    sandbox: bool = True
+    key: bytes = b""
+    only: frozenset[str] | None = None
+    feature_cache: Path | None = None
+    slot: int = 0
+    output_limit: int = sandboxing.OUTPUT_LIMIT
 
     @property
-    def total(self) -> float:
-        return sum(q.points for q in self.questions)
-
-    def to_dict(self) -> dict:
-        """The documented JSON shape: questions, total, max_total (plus submission and notes)."""
-        return {"submission": self.submission, "questions": [asdict(q) for q in self.questions],
-                "total": self.total, "max_total": max_total(), "notes": self.notes}
+    def limits(self) -> sandboxing.Limits:
+        return sandboxing.Limits(memory_gb=self.memory_gb, output_limit=self.output_limit)
 
 
 def load_reference(folder: Path) -> Reference:
@@ -133,160 +138,256 @@ def match_reference(calls: list[CheckCall],
     return valid, problems
 
 
-def kernel_env() -> dict[str, str]:
-    """The kernel's environment: this one, offline, able to import the grader's hw3 package."""
-    env = dict(os.environ)
-    site_dirs = {os.path.realpath(p) for p in (*site.getsitepackages(), site.getusersitepackages())}
-    if PACKAGE_ROOT not in site_dirs:  # a source checkout: the kernel starts elsewhere, so point at it
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HW3_OFFLINE="1")
-    return env
-
-
 @dataclass
 class Findings:
     """Everything grading learnt about one notebook; each of its questions is scored from it.
 
     `untouched` holds the cells that are exactly as released: when one of them fails (a demo cell that
-    uses an earlier, unsolved exercise), it costs no points by itself. A failing cell the student wrote
-    or changed costs the question whose part of the notebook it is in.
+    uses an earlier, unsolved exercise), it is noted but costs nothing. A question is scored from its probe
+    whenever the probe returned data; otherwise the reason names the cause (an edited check cell, a
+    failing cell of its part of the notebook, a probe that hung).
     """
 
-    problems: dict[str, str] = field(default_factory=dict)
-    failures: dict[int, str] = field(default_factory=dict)
-    untouched: set[int] = field(default_factory=set)
-    regions: dict[str, range] = field(default_factory=dict)
-    results: dict[str, list[AuditResult]] = field(default_factory=dict)
+    problems: dict[str, str]
+    failures: dict[int, str]
+    untouched: set[int]
+    regions: dict[str, range]
+    probed: "Probed"
     final_error: str | None = None
-    blamed: dict[str, str] = field(default_factory=dict)  # questions whose re-check hung or stopped the kernel
 
     def reason(self, qid: str) -> str | None:
-        """Why question `qid` earns nothing, or None when it earns its points."""
+        """Why question `qid` cannot be scored from its probe's data, or None when it can."""
         if qid in self.problems:
             return self.problems[qid]
-        region = self.regions.get(qid, range(0))
-        own = [i for i in region if i in self.failures and i not in self.untouched]
-        if own:
-            return self.failures[own[0]]
-        outcome = self.results.get(qid, [])
-        if not outcome:
-            return self.blamed.get(qid) or self.final_error or "the grader's final check gave no result"
-        if len(outcome) > 1:
-            return "the final check reported conflicting results: the notebook tampered with the grader"
-        result = outcome[0]
-        if result.passed:
+        if qid in self.probed.outputs:
             return None
-        if result.defined:
-            return result.message
+        error = self.probed.errors.get(qid)
+        if error is None:
+            return self.probed.blamed.get(qid) or self.final_error or "the grader's probe gave no result"
+        message = one_line(str(error.get("error", "no result")))
+        if error.get("defined", True) is not False:
+            return message
         # the cell that should have defined it: the last one before the check cell that failed for its own
         # reason (not for a missing name in turn)
+        region = self.regions.get(qid, range(0))
         causes = [i for i in region[:-1] if i in self.failures and " raised NameError" not in self.failures[i]]
         if causes:
-            return f"{result.message}, because {self.failures[causes[-1]]}"
-        return f"{result.message}: run (or restore) the cell that defines it"
+            return one_line(f"{message}, because {self.failures[causes[-1]]}")
+        return one_line(f"{message}: run (or restore) the cell that defines it")
 
     def notes(self) -> list[str]:
-        """Failures that cost no question by themselves, and why the final check did not run."""
-        graded = {i for cells in self.regions.values() for i in cells}
-        notes = [message for i, message in sorted(self.failures.items()) if i in self.untouched or i not in graded]
+        """The cells that failed (but for released cells that used a withheld reference), and why the probes
+        did not run."""
+        notes = [message for i, message in sorted(self.failures.items())
+                 if not (i in self.untouched and "withheld while grading" in message)]
         return notes + ([self.final_error] if self.final_error else [])
 
 
-FINAL_RETRIES = 2
+@lru_cache(maxsize=4)
+def _reference(folder: str) -> Reference:
+    return load_reference(Path(folder))
 
 
-@dataclass
-class Rechecks:
-    """The grader's re-checks of one notebook: the first run's cells, every result, who broke the final cell."""
-
-    execution: Execution
-    results: dict[str, list[AuditResult]]
-    blamed: dict[str, str]
-    final_error: str | None
-
-
-def recheck(nb: nbformat.NotebookNode, calls: dict[str, CheckCall], timeout: float, limits: Limits) -> Rechecks:
-    """Run `nb` and re-check `calls` in its kernel.
-
-    When one re-check hangs the grader's cell or stops the kernel (`os._exit` in a checked function),
-    that question takes the blame and the notebook runs again for the questions after it (at most
-    FINAL_RETRIES more runs), so one broken function does not cost the other questions their points.
-    """
-    pending = list(calls.items())
-    results: dict[str, list[AuditResult]] = {}
-    blamed: dict[str, str] = {}
-    first: Execution | None = None
-    for _ in range(FINAL_RETRIES + 1):
-        nonce = secrets.token_hex(16)
-        source = final_cell([(qid, call.arguments) for qid, call in pending], nonce, timeout)
-        with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as workdir:
-            execution = execute(nb, source, timeout=timeout, final_timeout=timeout * len(pending) + 60,
-                                cwd=Path(workdir), env=kernel_env(), limits=limits,
-                                skip=first.broken if first else None)
-        first = first or execution
-        found = parse_results(execution.final_outputs, nonce)
-        results.update(found)
-        unanswered = [qid for qid, _ in pending if qid not in found]
-        if not (execution.final_broken and unanswered):
-            break
-        blamed[unanswered[0]] = execution.final_error
-        pending = [(qid, call) for qid, call in pending if qid in unanswered[1:]]
-        if not pending:
-            break
-    unresolved = [qid for qid in calls if qid not in results and qid not in blamed]
-    return Rechecks(first, results, blamed, execution.final_error if unresolved else None)
-
-
-def grade_notebook(nb: nbformat.NotebookNode, released: Released, timeout: float,
-                   limits: Limits = Limits()) -> tuple[dict[str, str | None], list[str]]:
-    """({question id: why it earns nothing, or None} for the released notebook's questions, notes)."""
-    valid, problems = match_reference(check_calls(nb.cells), released.checks)
-    checks = recheck(nb, valid, timeout, limits) if valid else Rechecks(Execution(), {}, {}, None)
-    untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
-    findings = Findings(problems, checks.execution.failures, untouched, regions(list(valid.values())),
-                        checks.results, checks.final_error, checks.blamed)
-    return {qid: findings.reason(qid) for qid in released.checks}, findings.notes()
-
-
-def score(q: Question, reasons: dict[str, str | None], missing: Callable[[str], str]) -> QuestionResult:
-    """The result of one question: its reason from grading, or `missing(id)` when no notebook covered it."""
-    if q.kind == "manual":
-        return QuestionResult(q.id, 0, q.max_points, "manual", "graded by hand")
-    reason = reasons[q.id] if q.id in reasons else missing(q.id)
-    if reason:
-        return QuestionResult(q.id, 0, q.max_points, "failed", reason)
-    return QuestionResult(q.id, q.max_points, q.max_points, "passed")
+@lru_cache(maxsize=1)
+def grading_build() -> Path:
+    """The grading build of hw3 (references withheld), built once per process in a world-readable folder."""
+    root = Path(tempfile.gettempdir()) / "hw3-grading-builds"
+    root.mkdir(mode=0o755, exist_ok=True)
+    if root.is_symlink() or not root.is_dir():
+        raise NotebookError(f"{root} is not a folder: remove it")
+    build = withheld.build(root)
+    sandboxing.user_files(build, sandboxing.SANDBOX_UID)
+    for path in (build / "etc", *(build / "etc").iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return build
 
 
 def student_name(submission: Path) -> str:
-    """The student's name in the CSV: the notebook's stem, or the folder's name."""
+    """The student's name: the notebook's stem, or the folder's name."""
     return submission.name if submission.is_dir() else submission.stem
 
 
-def failed_report(submission: Path, summary: str, reason: str) -> Report:
+def digest(paths: list[Path], root: Path) -> str:
+    """sha256 over the notebooks' relative paths and bytes, in sorted order: what identifies a submission."""
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(str(path.relative_to(root) if path != root else path.name).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class Probed:
+    """What the probes of one notebook gave: {qid: outputs}, {qid: why there are none}, the first run, notes."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, dict] = field(default_factory=dict)
+    blamed: dict[str, str] = field(default_factory=dict)
+    execution: Execution = field(default_factory=Execution)
+    final_error: str | None = None
+
+
+def parse_results(outputs: list, nonce: str) -> dict[str, list[dict]]:
+    """{question id: [its result records]} from the final cell's stdout (one each, unless the notebook forged more)."""
+    found: dict[str, list[dict]] = {}
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    for line in text.splitlines():
+        if not line.startswith(nonce + " "):
+            continue
+        try:
+            record = json.loads(line[len(nonce) + 1:])
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            found.setdefault(record["id"], []).append(record)
+    return found
+
+
+def launch_for(settings: Settings, private: Path, sockets: Path, home: Path) -> Launch:
+    """How this notebook's kernels start: sandboxed (the default) or, with --no-sandbox, only limited."""
+    uid = sandboxing.SANDBOX_UID + settings.slot
+    build = grading_build()
+    if not settings.sandbox:
+        env = {"PATH": __import__("os").environ.get("PATH", ""), "HOME": str(home), "HW3_SOCKETS": str(sockets),
+               "PYTHONPATH": str(build), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HW3_OFFLINE": "1",
+               "HW3_CACHE": str(home / ".cache"), "OMP_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+        if settings.feature_cache:
+            env["HW3_FEATURE_CACHE"] = str(settings.feature_cache)
+        return Launch(settings.limits, None, uid, env)
+    mounts = sandboxing.Mounts(build, withheld.PACKAGE_DIR, sockets, private, settings.feature_cache)
+    return Launch(settings.limits, mounts, uid, sandboxing.sandbox_env(mounts))
+
+
+def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, CheckCall], inputs: dict[str, dict],
+                   settings: Settings) -> Probed:
+    """Run `nb` in its sandbox and probe `calls` there, retrying without a probe that hangs or kills the kernel."""
+    probed = Probed()
+    pending = list(calls)
+    first: Execution | None = None
+    uid = sandboxing.SANDBOX_UID + settings.slot
+    with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as scratch:
+        private = sandboxing.private_folder(f"{scratch}/copy-", uid)
+        copy = private / path.name
+        copy.write_text(nbformat.writes(nb), encoding="utf-8")
+        if sandboxing.is_root():
+            __import__("os").chown(copy, uid, uid)
+        for _ in range(FINAL_RETRIES + 1):
+            nonce = secrets.token_hex(16)
+            requests = [{"id": qid, "arguments": calls[qid].arguments, "inputs": inputs[qid]} for qid in pending]
+            sockets = sandboxing.private_folder(f"{scratch}/sockets-", uid)
+            home = sandboxing.private_folder(f"{scratch}/home-", uid)
+            execution = execute(nb, final_cell(requests, nonce, settings.timeout), timeout=settings.timeout,
+                                final_timeout=settings.timeout * len(pending) + 60,
+                                launch=launch_for(settings, copy, sockets, home),
+                                skip=first.broken if first else None)
+            shutil.rmtree(sockets, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+            first = first or execution
+            for qid, records in parse_results(execution.final_outputs, nonce).items():
+                if qid not in pending:
+                    continue
+                if len(records) > 1:
+                    probed.errors[qid] = {"error": "the probe reported conflicting results: the notebook tampered "
+                                                   "with the grader's cell"}
+                elif "outputs" in records[0]:
+                    probed.outputs[qid] = records[0]["outputs"]
+                else:
+                    probed.errors[qid] = records[0]
+            unanswered = [qid for qid in pending if qid not in probed.outputs and qid not in probed.errors]
+            if not (execution.final_broken and unanswered):
+                break
+            probed.blamed[unanswered[0]] = execution.final_error
+            pending = unanswered[1:]
+            if not pending:
+                break
+    probed.execution = first or Execution()
+    unresolved = [q for q in calls if q not in probed.outputs and q not in probed.errors and q not in probed.blamed]
+    probed.final_error = execution.final_error if unresolved else None
+    return probed
+
+
+def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released, student: str,
+                   settings: Settings) -> tuple[dict[str, QuestionResult], list[str]]:
+    """({question id: its result} for the released notebook's questions that are graded, notes)."""
+    valid, problems = match_reference(check_calls(nb.cells), released.checks)
+    wanted = [q for q in released.checks if settings.only is None or q in settings.only]
+    valid = {q: c for q, c in valid.items() if q in wanted}
+    inputs = {qid: BY_ID[qid].exercise.inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
+    probed = probe_notebook(nb, path, valid, inputs, settings) if valid else Probed()
+    untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
+    findings = Findings(problems, probed.execution.failures, untouched, regions(list(valid.values())), probed,
+                        probed.final_error)
+    results = {}
+    for qid in wanted:
+        q = BY_ID[qid]
+        reason = findings.reason(qid)
+        results[qid] = (QuestionResult.failed(qid, q.title, q.max_points, reason) if reason else
+                        score_safely(qid, inputs[qid], probed.outputs[qid]))
+    return results, findings.notes()
+
+
+def written_answers(nb: nbformat.NotebookNode) -> dict[str, bool]:
+    """{manual question id: answered?} for the answer cells of a notebook (marked by `hw3 assign`)."""
+    out = {}
+    for cell in nb.cells:
+        qid = cell.get("metadata", {}).get("hw3", {}).get("answer") if cell.cell_type == "markdown" else None
+        if isinstance(qid, str) and qid in BY_ID:
+            out[qid] = ANSWER_PLACEHOLDER not in cell_source(cell)
+    return out
+
+
+def manual_result(q: Question, answered: dict[str, bool]) -> QuestionResult:
+    """A manual question: to be graded by hand against its rubric, or "not answered"."""
+    if answered.get(q.id) is False:
+        return QuestionResult(q.id, q.title, 0.0, q.max_points, "not answered", "not answered: the answer cell "
+                              "still holds the placeholder", rubric=q.rubric)
+    return QuestionResult(q.id, q.title, 0.0, q.max_points, "manual", "graded by hand", rubric=q.rubric)
+
+
+def failed_report(submission: Path, summary: str, reason: str, settings: Settings = Settings()) -> Report:
     """Every auto question failed with `summary`; `reason` goes to the notes."""
-    questions = [score(q, {}, lambda qid: summary) for q in QUESTIONS]
-    return Report(str(submission), student_name(submission), questions, [reason])
+    questions = [manual_result(q, {}) if q.kind == "manual" else QuestionResult.failed(q.id, q.title, q.max_points, summary)
+                 for q in QUESTIONS]
+    notes = [reason] + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
+    return Report(str(submission), student_name(submission), questions, notes, settings.sandbox, GRADER_VERSION)
 
 
-def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEOUT,
-          limits: Limits = Limits()) -> Report:
-    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook).
+def submission_paths(submission: Path) -> list[Path]:
+    """The notebooks of a submission (a file, or the notebooks under a folder); links and devices refused."""
+    if submission.is_symlink():
+        raise NotebookError(f"{submission} is a symbolic link: submit the notebook file itself")
+    if submission.is_dir():
+        return notebook_paths(submission)
+    if not submission.is_file():
+        raise NotebookError(f"{submission} is not a regular file: submit the .ipynb notebook")
+    return [submission]
 
-    `timeout` bounds each cell and each re-check; `limits` bounds each kernel's memory and outputs.
-    """
+
+def grade_submission(submission: Path, settings: Settings = Settings()) -> Report:
+    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook)."""
+    import time
+
+    started = time.process_time()
     submission = Path(submission)
-    paths = notebook_paths(submission) if submission.is_dir() else [submission]
-    reasons: dict[str, str | None] = {}
-    unusable = [] if paths else [f"{submission} has no notebooks"]
+    reference = _reference(str(Path(settings.reference).resolve()))
+    student = student_name(submission)
+    try:
+        paths = submission_paths(submission)
+    except NotebookError as exc:
+        return failed_report(submission, "the submission could not be read (see the notes)", str(exc), settings)
+    results: dict[str, QuestionResult] = {}
+    answered: dict[str, bool] = {}
+    unusable = [] if paths else [f"{submission.name} has no notebooks: submit the .ipynb files"]
     notes: list[str] = []
     graded_by: dict[str, str] = {}
     for path in paths:
         label = f"{path.name}: " if submission.is_dir() else ""
         try:
+            if path.is_symlink() or not path.is_file():
+                raise NotebookError(f"{path.name} is not a regular file: submit the notebook itself")
             nb = read_notebook(path)
         except NotebookError as exc:
-            unusable.append(str(exc))
+            unusable.append(str(exc).replace(str(submission.parent) + "/", ""))
             continue
         name = best_match(check_calls(nb.cells), reference)
         if name is None:
@@ -295,17 +396,23 @@ def grade(submission: Path, reference: Reference, timeout: float = DEFAULT_TIMEO
             notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
         else:
             graded_by[name] = path.name
-            found, more = grade_notebook(nb, reference[name], timeout, limits)
-            reasons.update(found)
+            found, more = grade_notebook(nb, path, reference[name], student, settings)
+            results.update(found)
+            answered.update(written_answers(nb))
             notes.extend(label + note for note in more)
     home = {qid: name for name, released in reference.items() for qid in released.checks}
 
-    def missing(qid: str) -> str:
-        if qid not in home:
-            return f"the reference notebooks have no check cell for {qid}"
-        if unusable:
-            return f"no usable notebook has the check cells of {home[qid]} (see the notes)"
-        return f"not submitted: no notebook has the check cells of {home[qid]}"
+    def missing(q: Question) -> QuestionResult:
+        if q.id not in home:
+            reason = f"the reference notebooks have no check cell for {q.id}"
+        elif unusable:
+            reason = f"no usable notebook has the check cells of {home[q.id]} (see the notes)"
+        else:
+            reason = f"not submitted: no notebook has the check cells of {home[q.id]}"
+        return QuestionResult.failed(q.id, q.title, q.max_points, reason)
 
-    questions = [score(q, reasons, missing) for q in QUESTIONS]
-    return Report(str(submission), student_name(submission), questions, unusable + notes)
+    questions = [manual_result(q, answered) if q.kind == "manual" else results.get(q.id) or missing(q)
+                 for q in QUESTIONS if settings.only is None or q.id in settings.only or q.kind == "manual"]
+    all_notes = unusable + notes + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
+    return Report(str(submission), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
+                  digest(paths, submission) if paths else "", round(time.process_time() - started, 3))

@@ -1,0 +1,83 @@
+"""Kernel side of `hw3 grade`: the last cell probes the student's objects and prints plain data.
+
+The grader appends `final_cell(requests, nonce, limit)` to the submission. In the sandboxed kernel it
+evaluates each untouched check cell's arguments (the names, e.g. `rnn_output`) in the notebook's namespace,
+runs the exercise's probe on the grader's inputs, and prints one line per question:
+`<nonce> {"id": ..., "outputs": ...}` or `<nonce> {"id": ..., "error": ...}`. Nothing here is trusted: the
+notebook may have patched any of it, and all it can change is the data it returns, which the grader scores
+in its own process against the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .checks import bind, exercise_of, probe_quietly
+from .exercise import describe_exception, one_line
+
+_CELL = '''\
+from hw3.grading.harness import run_probes as _hw3_run_probes
+_hw3_run_probes({requests!r}, globals(), {nonce!r}, {limit!r})
+'''
+
+
+class ProbeTimeout(BaseException):
+    """Raised by the alarm inside a probe that ran too long (a BaseException, so probes cannot swallow it)."""
+
+
+def final_cell(requests: list[dict], nonce: str, limit: float) -> str:
+    """Source of the grader's last cell; each request is {"id", "arguments" (source), "inputs"}."""
+    return _CELL.format(requests=json.dumps(requests), nonce=nonce, limit=float(limit))
+
+
+def _collect(*args: object, **kwargs: object) -> tuple[tuple, dict]:
+    return args, kwargs
+
+
+def within(limit: float, run: Callable[[], Any]) -> Any:
+    """run() with a wall-clock limit (SIGALRM, main thread only); ProbeTimeout when it runs out."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        return run()
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise ProbeTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return run()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def probe_one(request: dict, namespace: dict, limit: float) -> dict:
+    """{"outputs": ...} of one question's probe, or {"error": ..., "defined": False} when its objects do not exist."""
+    qid = request["id"]
+    try:
+        args, kwargs = eval(f"_hw3_collect({request['arguments']})", namespace, {"_hw3_collect": _collect})
+    except Exception as exc:
+        return {"error": one_line(describe_exception(exc)), "defined": False}
+    exercise = exercise_of(qid)
+    try:
+        bind(exercise, qid, args, kwargs)
+        return {"outputs": within(limit, lambda: probe_quietly(exercise, request["inputs"], args, kwargs))}
+    except ProbeTimeout:
+        return {"error": f"checking it did not finish within {limit:g} s"}
+    except BaseException as exc:  # SystemExit or KeyboardInterrupt from the student's code
+        return {"error": one_line(f"checking it raised {describe_exception(exc)}")}
+
+
+def run_probes(requests: str, namespace: dict, nonce: str, limit: float) -> None:
+    """Probe every requested question and print one result line each (whatever one probe does)."""
+    for request in json.loads(requests):
+        try:
+            result = probe_one(request, namespace, limit)
+            line = json.dumps({"id": request["id"], **result}, allow_nan=True)
+        except BaseException as exc:
+            line = json.dumps({"id": request["id"], "error": f"the probe was interrupted ({type(exc).__name__})"})
+        print(f"{nonce} {line}", flush=True)

@@ -1,0 +1,99 @@
+"""The grading build of hw3: the package as the sandbox sees it, without the reference solutions.
+
+`build(folder)` copies the installed hw3 package and replaces the body of every reference function of a
+graded exercise (each Exercise's `references`, e.g. `hw3.rnn:closed_form`) by a `raise` that says it is
+withheld, so a submission that imports or calls hw3's solution of an exercise earns nothing for it: the
+code is not in the sandbox. Helpers the notebooks hand out (tokens, tiny models, BucketIterator, ...)
+stay. A marker module `hw3/_grading_build.py` tells `check()` cells to defer to the grader. The build is
+byte-compiled, world-readable, and content-addressed: its folder name is a hash of the sources.
+"""
+
+from __future__ import annotations
+
+import ast
+import compileall
+import hashlib
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import hw3
+
+from .questions import EXERCISES
+
+PACKAGE_DIR = Path(hw3.__file__).resolve().parent
+MARKER = "_grading_build.py"
+
+
+def withheld_functions() -> dict[str, set[str]]:
+    """{module name: qualified names of the functions withheld from it}, from every exercise's references."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for exercise in EXERCISES.values():
+        for reference in exercise.references:
+            module, qualname = reference.split(":")
+            out[module].add(qualname)
+    return dict(out)
+
+
+class _Withhold(ast.NodeTransformer):
+    """Replace the bodies of the named functions (top-level or methods) with a `raise`."""
+
+    def __init__(self, module: str, names: set[str]) -> None:
+        self.module, self.names, self.scope, self.done = module, names, [], set()
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.ClassDef:
+        self.scope.append(node.name)
+        self.generic_visit(node)
+        self.scope.pop()
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        qualname = ".".join([*self.scope, node.name])
+        if qualname in self.names:
+            message = (f"{self.module}.{qualname} is the course's reference solution: it is withheld while grading; "
+                       f"write the exercise yourself")
+            docstring = node.body[:1] if ast.get_docstring(node) else []
+            node.body = [*docstring, ast.Raise(ast.Call(ast.Name("NotImplementedError", ast.Load()),
+                                                        [ast.Constant(message)], []), None)]
+            self.done.add(qualname)
+        return node
+
+
+def strip_module(source: str, module: str, names: set[str]) -> str:
+    """The module's source with `names` withheld; ValueError naming a reference that is not defined there."""
+    tree = ast.parse(source)
+    transformer = _Withhold(module, names)
+    tree = ast.fix_missing_locations(transformer.visit(tree))
+    missing = names - transformer.done
+    if missing:
+        raise ValueError(f"{module} defines no {sorted(missing)[0]}: fix the exercise's references")
+    return ast.unparse(tree) + "\n"
+
+
+def source_digest() -> str:
+    """A hash of the package's sources and of the withheld list: the build's identity."""
+    digest = hashlib.sha256(repr(sorted((m, sorted(n)) for m, n in withheld_functions().items())).encode())
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(folder: Path) -> Path:
+    """Write the grading build under folder/<digest>/hw3 (once) and return folder/<digest>."""
+    root = Path(folder) / source_digest()
+    if (root / "hw3" / MARKER).is_file():
+        return root
+    staging = Path(folder) / f".{root.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(PACKAGE_DIR, staging / "hw3", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for module, names in withheld_functions().items():
+        path = staging / Path(*module.split(".")).with_suffix(".py")
+        path.write_text(strip_module(path.read_text(encoding="utf-8"), module, names), encoding="utf-8")
+    (staging / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.withheld)."""\n')
+    compileall.compile_dir(str(staging / "hw3"), quiet=1, workers=1)
+    for path in [staging, *staging.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return root
