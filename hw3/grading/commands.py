@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
                        help="the released student notebooks, whose check cells submissions must keep "
                             "(default: notebooks)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run kernels without the bubblewrap sandbox (only where it cannot start; every report "
+                            "says so)")
+    grade.add_argument("--key-file", type=Path, metavar="FILE",
+                       help="the course key that seeds every student's inputs (default: $HW3_GRADING_KEY or "
+                            "./.hw3-grading-key, created on first use)")
     grade.set_defaults(handler=run_grade)
 
 
@@ -121,19 +127,28 @@ def run_assign(args: argparse.Namespace) -> int:
 
 def run_grade(args: argparse.Namespace) -> int:
     """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--memory-gb G]
-    [--reference DIR]`."""
+    [--reference DIR] [--no-sandbox] [--key-file FILE]`."""
     from . import report
-    from .checks import describe_exception, one_line
-    from .grader import ReferenceNotebookError, failed_report, grade, load_reference
-    from .sandbox import Limits
+    from .exercise import describe_exception, one_line
+    from .grader import ReferenceNotebookError, Settings, failed_report, grade_submission, load_reference
+    from .key import KeyError_, key_path, load_key
+    from .sandbox import available
 
-    missing = [path for path in args.submissions if not path.exists()]
+    missing = [path for path in args.submissions if not path.exists() and not path.is_symlink()]
     if missing:
         return _fail("grade", f"no such file or folder: {missing[0]}")
     try:
-        reference = load_reference(args.reference)
+        load_reference(args.reference)
     except ReferenceNotebookError as exc:
         return _fail("grade", str(exc))
+    if not args.no_sandbox and (reason := available()):
+        return _fail("grade", reason)
+    try:
+        key = load_key(key_path(args.key_file))
+    except (KeyError_, OSError) as exc:
+        return _fail("grade", str(exc))
+    settings = Settings(reference=args.reference, timeout=args.timeout, memory_gb=args.memory_gb,
+                        sandbox=not args.no_sandbox, key=key)
     outputs = [(target, render) for target, render in
                ((args.json, report.to_json), (args.csv, report.to_csv), (args.gradescope, report.to_gradescope))
                if target is not None]
@@ -143,11 +158,11 @@ def run_grade(args: argparse.Namespace) -> int:
     reports = []
     for path in args.submissions:
         try:
-            reports.append(grade(path, reference, args.timeout, limits=Limits(memory_gb=args.memory_gb)))
+            reports.append(grade_submission(path, settings))
         except Exception as exc:  # a grader bug must not cost the other students their grades
             reports.append(failed_report(path, "the grader crashed on this submission (see the note)",
                                          one_line(f"grading crashed ({describe_exception(exc)}): report it to "
-                                                  f"the course staff")))
+                                                  f"the course staff"), settings))
         print(report.table(reports[-1]) + "\n", flush=True)
     for target, render in outputs:
         try:

@@ -6,16 +6,16 @@ import csv
 import io
 import json
 
-from .grader import Report
-from .points import BY_ID, QUESTIONS, format_points, max_total
+from .questions import BY_ID, QUESTIONS, format_points, max_total
+from .results import Report
 
 
 def table(report: Report) -> str:
     """The per-question table of one submission, with its total and notes."""
     lines = [report.submission]
     for q in report.questions:
-        earned = "-" if q.status == "manual" else format_points(q.points)
-        row = f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
+        earned = "-" if q.status in ("manual", "not answered") else format_points(q.points)
+        row = f"  {q.id:<13} {q.status:<12} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
         lines.append(row.rstrip())
     manual = sum(q.max_points for q in report.questions if q.status == "manual")
     lines.append(f"  {'total':<12} {'':<7} {format_points(report.total):>4} / {format_points(max_total()):<4} "
