@@ -2,8 +2,12 @@
 
 In code cells each `### BEGIN SOLUTION` … `### END SOLUTION` region becomes a stub, indented like the
 region: `# insert code here` and `raise NotImplementedError("<id>: write your solution here")`, <id> being
-the exercise checked next. In markdown cells each `<!-- BEGIN ANSWER -->` … `<!-- END ANSWER -->` region
-becomes `_Type your answer here._`. Outputs, execution counts and the run's timing metadata are cleared;
+the exercise checked next. In markdown cells each `<!-- BEGIN ANSWER [id] -->` … `<!-- END ANSWER -->` region
+becomes `_Type your answer here._`; with the id of a manual question, the cell's metadata records it
+(`hw3.answer`), so the grader can report an untouched answer as "not answered". Each `<!-- points ID ... -->`
+becomes the questions' point label from the registry, e.g. "(3 points: 2 automatic, 1 graded by hand)", so
+labels cannot disagree with the points table. Cells tagged `answer-key-only` (demos that print an answer a
+student must write) are left out. Outputs, execution counts and the run's timing metadata are cleared;
 everything else (other metadata, cell ids, prompts, check cells) is kept, and the JSON is written in nbformat's canonical layout, so the
 result depends only on the answer key: assigning twice gives byte-identical files.
 """
@@ -15,13 +19,15 @@ import re
 from pathlib import Path
 
 from .notebook import cell_check_calls, cell_source, notebook_paths
-from .questions import BY_ID
+from .questions import BY_ID, format_points
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 STUB_COMMENT = "# insert code here"
-ANSWER_REGION = re.compile(r"<!--\s*BEGIN ANSWER\s*-->.*?<!--\s*END ANSWER\s*-->", re.DOTALL)
-ANSWER_MARKER = re.compile(r"<!--\s*(BEGIN|END) ANSWER\s*-->")
+ANSWER_REGION = re.compile(r"<!--\s*BEGIN ANSWER(?:\s+([\w.]+))?\s*-->.*?<!--\s*END ANSWER\s*-->", re.DOTALL)
+ANSWER_MARKER = re.compile(r"<!--\s*(BEGIN|END) ANSWER(?:\s+[\w.]+)?\s*-->")
+POINTS_MARKER = re.compile(r"<!--\s*points((?:\s+[\w.]+)+)\s*-->")
+KEY_ONLY_TAG = "answer-key-only"
 ANSWER_PLACEHOLDER = "_Type your answer here._"
 
 
@@ -61,11 +67,35 @@ def strip_solutions(source: str, qid: str | None) -> str:
 
 def strip_answers(source: str) -> str:
     """`source` with every markdown answer region replaced by the placeholder; AssignError if unbalanced."""
+    for qid in answer_ids(source):
+        if qid not in BY_ID or BY_ID[qid].kind != "manual":
+            raise AssignError(f"answer id {qid!r} is not a manual question in hw3/grading/questions.py")
     text = ANSWER_REGION.sub(ANSWER_PLACEHOLDER, source)
     stray = ANSWER_MARKER.search(text)
     if stray:
         raise AssignError(f"{stray.group(0)} has no matching {'END' if stray.group(1) == 'BEGIN' else 'BEGIN'} marker")
-    return text
+    return POINTS_MARKER.sub(lambda m: points_label(m.group(1).split()), text)
+
+
+def answer_ids(source: str) -> list[str]:
+    """The question ids of a markdown cell's answer regions (`<!-- BEGIN ANSWER q1 -->`), in order."""
+    return [m.group(1) for m in ANSWER_REGION.finditer(source) if m.group(1)]
+
+
+def points_label(ids: list[str]) -> str:
+    """The point label of a group of questions from the registry: "(4 points: 2.5 automatic, 1.5 graded by hand)"."""
+    unknown = [qid for qid in ids if qid not in BY_ID]
+    if unknown:
+        raise AssignError(f"points marker names {unknown[0]!r}, which is not in hw3/grading/questions.py")
+    auto = sum(BY_ID[q].max_points for q in ids if BY_ID[q].kind == "auto")
+    manual = sum(BY_ID[q].max_points for q in ids if BY_ID[q].kind == "manual")
+    total = format_points(auto + manual)
+    unit = "point" if auto + manual == 1 else "points"
+    if not manual:
+        return f"({total} {unit})"
+    if not auto:
+        return f"({total} {unit}, graded by hand)"
+    return f"({total} {unit}: {format_points(auto)} automatic, {format_points(manual)} graded by hand)"
 
 
 def _like(original: str | list[str], text: str) -> str | list[str]:
@@ -103,7 +133,11 @@ def student_cell(cell: dict, qid: str | None) -> dict:
         out["outputs"] = []
         out["execution_count"] = None
     elif cell.get("cell_type") == "markdown":
-        out["source"] = _like(cell.get("source", ""), strip_answers(cell_source(cell)))
+        source = cell_source(cell)
+        out["source"] = _like(cell.get("source", ""), strip_answers(source))
+        ids = answer_ids(source)
+        if ids:
+            out["metadata"] = {**metadata, "hw3": {"answer": ids[0]}}
     return out
 
 
@@ -113,6 +147,8 @@ def student_notebook(answer_key: dict) -> dict:
     out = dict(answer_key)
     out["cells"] = []
     for index, (cell, qid) in enumerate(zip(cells, next_check_ids(cells)), start=1):
+        if KEY_ONLY_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
         try:
             out["cells"].append(student_cell(cell, qid))
         except AssignError as exc:
