@@ -98,16 +98,17 @@ class Marks:
         return name in self.failures
 
     @contextmanager
-    def read(self, *names: str, input: str = "") -> Iterator[None]:
-        """Run a block that reads returned values; Unreadable, or any error reading them, fails `names`."""
+    def read(self, *names: str, input: str = "", hint: str = "") -> Iterator[None]:
+        """Run a block that reads returned values; Unreadable, or any error reading them, fails `names`
+        (with `hint`, the likely cause when the student's code raised or returned nothing usable)."""
         try:
             yield
         except Unreadable as exc:
             for name in names:
-                self.fail(name, str(exc), input)
+                self.fail(name, str(exc), input, hint)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
             for name in names:
-                self.fail(name, f"the returned value could not be read ({type(exc).__name__})", input)
+                self.fail(name, f"the returned value could not be read ({type(exc).__name__})", input, hint)
 
     def results(self) -> list[TestResult]:
         """One TestResult per sub-test, in declaration order."""

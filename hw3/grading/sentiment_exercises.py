@@ -679,7 +679,7 @@ class PredictSentiment(Exercise):
                     marks.fail(special, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown, hint)
                     marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown, hint)
         shown = "predict_sentiment(model, tokenizer, <a 600-word review>)"
-        with marks.read(cut, input=shown):
+        with marks.read(cut, input=shown, hint="cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]"):
             result = outputs["long"][0]
             got = number(returned(result, shown), shown)
             expected = predict_sentiment(tiny, tokenizer, inputs["long"])

@@ -1,0 +1,461 @@
+"""Every automatic question against correct solutions in several styles and its common mistakes.
+
+Each exercise's inputs, probe and scorer run in this process (`run_exercise`, what a notebook's check cell
+does), on seeded inputs. A correct solution must get every point; a planted mistake must lose exactly the
+sub-test it belongs to, with its hint. `test_grading_end_to_end.py` runs the same table through `hw3 grade`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from hw3.grading.checks import run_exercise, summary_line
+from hw3.grading.questions import BY_ID, QUESTIONS, auto_questions, max_total
+from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
+
+
+def grade(qid: str, *objects, seed: int = 7, **kwargs):
+    """The QuestionResult of question `qid` for these objects, on inputs seeded by `seed`."""
+    return run_exercise(qid, objects, kwargs, random.Random(seed))
+
+
+def lost(result) -> dict[str, str]:
+    """{sub-test name: hint} of the sub-tests that lost points."""
+    return {t.name: t.hint for t in result.tests if not t.passed}
+
+
+def assert_full(result) -> None:
+    assert result.status == "passed", summary_line(result)
+    assert result.points == result.max_points == BY_ID[result.id].max_points
+
+
+def assert_loses(result, test: str, hint: str) -> None:
+    """Exactly sub-test `test` lost its points, with a hint containing `hint`."""
+    failures = lost(result)
+    assert list(failures) == [test], summary_line(result)
+    assert hint in failures[test], failures[test]
+    expected = result.max_points - next(t.max_points for t in result.tests if t.name == test)
+    assert result.points == pytest.approx(expected)
+
+
+# The registry -------------------------------------------------------------------------------------------
+
+def test_registry_points():
+    totals = {part: sum(q.max_points for q in QUESTIONS if q.id.startswith(part)) for part in ("q1", "q2", "q3", "q4")}
+    assert totals == {"q1": 3, "q2": 3, "q3": 4, "q4": 20}
+    assert max_total() == 30
+    assert sum(q.max_points for q in auto_questions()) == 23
+    for q in auto_questions():
+        assert q.exercise.tests and q.max_points == sum(t.points for t in q.exercise.tests)
+    assert all(q.rubric for q in QUESTIONS if q.kind == "manual")
+
+
+# Q2 ------------------------------------------------------------------------------------------------------
+
+def rnn_loop(xs):
+    h = 0
+    for x in xs:
+        h = x - h
+    return float(torch.sigmoid(torch.tensor(1000.0 * h, dtype=torch.float64)))
+
+
+def rnn_closed_form_even(xs):
+    """A student who used the question's assumption: even length, (even sum) − (odd sum)."""
+    z = 1000 * (sum(xs[1::2]) - sum(xs[0::2]))
+    return 1 / (1 + math.exp(-z)) if z > -700 else 0.0
+
+
+def rnn_flipped(xs):
+    h = 0
+    for x in xs:
+        h = h - x
+    return float(torch.sigmoid(torch.tensor(1000.0 * h, dtype=torch.float64)))
+
+
+def rnn_hidden(xs):
+    h = 0
+    for x in xs:
+        h = x - h
+    return float(h)
+
+
+def rnn_tie_rounded(xs):
+    return float(round(rnn_loop(xs)))  # rounds σ(0) = 0.5 to 0
+
+
+@pytest.mark.parametrize("solution", [rnn_loop, rnn_closed_form_even])
+def test_q2_correct(solution):
+    assert_full(grade("q2", solution))
+
+
+def test_q2_inputs_are_even_length():
+    inputs = BY_ID["q2"].exercise.inputs(random.Random(3))
+    assert all(len(xs) % 2 == 0 for part in inputs.values() for xs in part)
+
+
+def test_q2_mistakes():
+    assert "sign is flipped" in lost(grade("q2", rnn_flipped))["y_T on even-length sequences"]
+    assert "σ(1000·h_T)" in lost(grade("q2", rnn_hidden))["y_T on even-length sequences"]
+    assert_loses(grade("q2", rnn_tie_rounded), "ties give exactly 0.5", "σ(0) = 0.5")
+
+
+# Q3 ------------------------------------------------------------------------------------------------------
+
+def norms_list(beta):
+    return [2 ** 0.5 * beta, beta, 2 ** 0.5 * beta]
+
+
+def norms_tensor(beta):
+    from hw3.attention import tokens  # the helper the notebook hands out, not the graded reference
+    X = tokens(beta).double()
+    return torch.sqrt((X / beta).pow(2).sum(dim=1)) * beta
+
+
+def attention_shifted(X):
+    S = X @ X.T
+    W = torch.softmax(S - S.max(dim=1, keepdim=True).values, dim=1)
+    return W, W @ X
+
+
+def attention_manual(X):
+    S = X @ X.T
+    E = torch.exp(S - S.amax(1, keepdim=True))
+    W = E / E.sum(1, keepdim=True)
+    return (W, torch.einsum("ij,jd->id", W, X))
+
+
+def attention_columns(X):
+    W = torch.softmax(X @ X.T, dim=0)
+    return W, W @ X
+
+
+def attention_overflow(X):
+    E = torch.exp(X @ X.T)
+    W = E / E.sum(1, keepdim=True)
+    return W, W @ X
+
+
+def attention_wrong_y(X):
+    W, _ = attention_shifted(X)
+    return W, X
+
+
+@pytest.mark.parametrize("solution", [norms_list, norms_tensor])
+def test_q3a_correct(solution):
+    assert_full(grade("q3a", solution))
+
+
+def test_q3a_mistake():
+    assert "square root" in lost(grade("q3a", lambda b: [2 * b * b, b * b, 2 * b * b]))["norms"]
+
+
+@pytest.mark.parametrize("solution", [attention_shifted, attention_manual])
+def test_q3b_correct(solution):
+    assert_full(grade("q3b", solution))
+
+
+def test_q3b_mistakes():
+    assert "dim=1" in lost(grade("q3b", attention_columns))["weights W"]
+    assert_loses(grade("q3b", attention_overflow), "finite for huge β", "subtract each row's maximum")
+    assert_loses(grade("q3b", attention_wrong_y), "outputs Y = W X", "Y = W @ X")
+
+
+# Q4.1 and Q4.2 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def homework_model():
+    """The Q2a model around a tiny BERT, BERT frozen as in Q2c."""
+    model = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.25)
+    for name, p in model.named_parameters():
+        p.requires_grad = not name.startswith("bert")
+    return model
+
+
+def test_q4_1(bundled_tokenizer):
+    assert_full(grade("q4.1a", len(bundled_tokenizer.vocab)))
+    assert_full(grade("q4.1a", bundled_tokenizer.vocab_size))
+    assert "longest input" in lost(grade("q4.1a", 512))["vocabulary size"]
+    assert_full(grade("q4.1b", (196, 84, 120), None))
+    assert_full(grade("q4.1b", [196, 84, 120], "made-up splits are ignored"))
+    assert "30%" in lost(grade("q4.1b", (280, 84, 120), None))["split sizes"]
+
+
+def test_q4_2a(homework_model):
+    assert_full(grade("q4.2a", homework_model))
+    one_layer = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 1, True, 0.25)
+    assert_loses(grade("q4.2a", one_layer), "GRU: 2 bidirectional layers of 256", "N_LAYERS = 2")
+    two_outputs = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 2, 2, True, 0.25)
+    assert_loses(grade("q4.2a", two_outputs), "one output", "OUTPUT_DIM = 1")
+    assert_loses(grade("q4.2a", BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.5)),
+                 "dropout 0.25", "")
+
+
+def test_q4_2b():
+    assert_full(grade("q4.2b", lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)))
+    assert_full(grade("q4.2b", lambda m: sum(map(torch.numel, filter(lambda p: p.requires_grad, m.parameters())))))
+    assert "requires_grad" in lost(grade("q4.2b", lambda m: sum(p.numel() for p in m.parameters())))[
+        "counts trainable parameters"]
+
+
+def test_q4_2c(homework_model):
+    assert_full(grade("q4.2c", homework_model))
+    nothing = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.25)
+    assert_loses(grade("q4.2c", nothing), "BERT frozen", "frozen nothing")
+    everything = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.25)
+    for p in everything.parameters():
+        p.requires_grad = False
+    assert_loses(grade("q4.2c", everything), "GRU and linear layer trainable", "freeze only")
+
+
+# Q4.3 ----------------------------------------------------------------------------------------------------
+
+def accuracy_round(preds, y):
+    return (torch.round(torch.sigmoid(preds)) == y).float().mean()
+
+
+def accuracy_ge(preds, y):
+    return ((torch.sigmoid(preds) >= 0.5) == y.bool()).float().mean().item()
+
+
+def accuracy_positive_logit(preds, y):
+    return float(sum(int(p > 0) == int(t) for p, t in zip(preds.tolist(), y.tolist())) / len(y))
+
+
+@pytest.mark.parametrize("solution", [accuracy_round, accuracy_ge, accuracy_positive_logit])
+def test_q4_3a_correct(solution):
+    assert_full(grade("q4.3a", solution))
+
+
+def test_q4_3a_mistakes():
+    assert_loses(grade("q4.3a", lambda p, y: 100 * accuracy_round(p, y)), "a fraction in [0, 1]", "percentage")
+    assert_loses(grade("q4.3a", lambda p, y: (torch.round(p) == y).float().mean()), "rounds the sigmoid",
+                 "without a sigmoid")
+    assert_loses(grade("q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().sum()),
+                 "a fraction in [0, 1]", "divide")
+
+
+def train_reference_style(model, iterator, optimizer, criterion):
+    epoch_loss = epoch_acc = 0.0
+    model.train()
+    for x, y in iterator:
+        optimizer.zero_grad()
+        predictions = model(x).squeeze(1)
+        loss = criterion(predictions, y)
+        acc = binary_accuracy(predictions, y)
+        loss.backward()
+        optimizer.step()
+        epoch_loss += loss.item()
+        epoch_acc += acc.item()
+    return epoch_loss / len(iterator), epoch_acc / len(iterator)
+
+
+def train_list_style(model, iterator, optimizer, criterion):
+    """Another style: lists of per-batch values, zero_grad after the step, accuracy computed inline."""
+    model.train(True)
+    losses, accs = [], []
+    optimizer.zero_grad()
+    for batch in iterator:
+        x, y = batch
+        logits = model(x)[:, 0]
+        loss = criterion(logits, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss))
+        accs.append(((logits > 0).float() == y).float().mean().item())
+    return sum(losses) / len(losses), sum(accs) / len(accs)
+
+
+def train_without_zero_grad(model, iterator, optimizer, criterion):
+    epoch_loss = epoch_acc = 0.0
+    model.train()
+    for x, y in iterator:
+        predictions = model(x).squeeze(1)
+        loss = criterion(predictions, y)
+        loss.backward()
+        optimizer.step()
+        epoch_loss += loss.item()
+        epoch_acc += binary_accuracy(predictions, y).item()
+    return epoch_loss / len(iterator), epoch_acc / len(iterator)
+
+
+def train_sum(model, iterator, optimizer, criterion):
+    loss_sum, acc = train_reference_style(model, iterator, optimizer, criterion)
+    return loss_sum * len(iterator), acc
+
+
+def train_no_mode(model, iterator, optimizer, criterion):
+    epoch_loss = epoch_acc = 0.0
+    for x, y in iterator:
+        optimizer.zero_grad()
+        predictions = model(x).squeeze(1)
+        loss = criterion(predictions, y)
+        loss.backward()
+        optimizer.step()
+        epoch_loss += loss.item()
+        epoch_acc += binary_accuracy(predictions, y).item()
+    return epoch_loss / len(iterator), epoch_acc / len(iterator)
+
+
+def binary_accuracy(preds, y):
+    """The notebook-level name train/evaluate call; a percentage, to show it is isolated from them."""
+    return 100 * (torch.round(torch.sigmoid(preds)) == y).float().mean()
+
+
+@pytest.mark.parametrize("solution", [train_reference_style, train_list_style])
+def test_q4_3b_correct(solution):
+    assert_full(grade("q4.3b", solution))
+
+
+def test_q4_3b_mistakes():
+    assert_loses(grade("q4.3b", train_without_zero_grad), "updates the model like the reference", "zero_grad")
+    assert_loses(grade("q4.3b", train_sum), "mean loss and accuracy", "len(iterator)")
+    assert_loses(grade("q4.3b", train_no_mode), "train mode with gradients", "model.train()")
+
+
+def evaluate_reference_style(model, iterator, criterion):
+    epoch_loss = epoch_acc = 0.0
+    model.eval()
+    with torch.no_grad():
+        for x, y in iterator:
+            predictions = model(x).squeeze(1)
+            epoch_loss += criterion(predictions, y).item()
+            epoch_acc += binary_accuracy(predictions, y).item()
+    return epoch_loss / len(iterator), epoch_acc / len(iterator)
+
+
+@torch.no_grad()
+def evaluate_decorated(model, iterator, criterion):
+    """Decorated with @torch.no_grad(): still isolated from the notebook's binary_accuracy."""
+    model.eval()
+    results = [(criterion(model(x).squeeze(1), y).item(), binary_accuracy(model(x).squeeze(1), y).item())
+               for x, y in iterator]
+    return tuple(sum(values) / len(results) for values in zip(*results))
+
+
+def evaluate_train_mode(model, iterator, criterion):
+    with torch.no_grad():
+        values = [(criterion(model(x).squeeze(1), y).item(), binary_accuracy(model(x).squeeze(1), y).item())
+                  for x, y in iterator]
+    return tuple(sum(v) / len(values) for v in zip(*values))
+
+
+def evaluate_with_grad(model, iterator, criterion):
+    model.eval()
+    values = [(criterion(model(x).squeeze(1), y).item(), binary_accuracy(model(x).squeeze(1), y).item())
+              for x, y in iterator]
+    return tuple(sum(v) / len(values) for v in zip(*values))
+
+
+@pytest.mark.parametrize("solution", [evaluate_reference_style, evaluate_decorated])
+def test_q4_3c_correct(solution):
+    assert_full(grade("q4.3c", solution))
+
+
+def test_q4_3c_mistakes():
+    assert_loses(grade("q4.3c", evaluate_train_mode), "eval mode", "model.eval()")
+    assert_loses(grade("q4.3c", evaluate_with_grad), "no gradients, model unchanged", "torch.no_grad()")
+
+
+def test_q4_3d(tmp_path, homework_model):
+    four_keys = [{"train_loss": 0.6, "train_acc": 0.7, "valid_loss": 0.5, "valid_acc": 0.8}] * 3
+    checkpoint = tmp_path / "best.pt"
+    torch.save(homework_model.head_state_dict(), checkpoint)
+    assert_full(grade("q4.3d", four_keys, checkpoint, homework_model))  # exactly the four keys the text names
+    with_epoch = [{"epoch": i + 1, **record} for i, record in enumerate(four_keys)]
+    whole = tmp_path / "whole.pt"
+    torch.save(homework_model.state_dict(), whole)
+    assert_full(grade("q4.3d", with_epoch, str(whole), homework_model))
+    percentages = [{**record, "train_acc": 70.0, "valid_acc": 80.0} for record in four_keys]
+    assert_full(grade("q4.3d", percentages, checkpoint, homework_model))  # q4.3a's mistake, charged there only
+    missing = [{k: v for k, v in record.items() if k != "valid_acc"} for record in four_keys]
+    assert_loses(grade("q4.3d", missing, checkpoint, homework_model), "the four values of each epoch", "valid_acc")
+    assert_loses(grade("q4.3d", four_keys, tmp_path / "nowhere.pt", homework_model), "the best model saved", "")
+
+
+# Q4.4 ----------------------------------------------------------------------------------------------------
+
+max_input_length = 512
+
+
+def predict_notebook_style(model, tokenizer, sentence):
+    model.eval()
+    tokens = tokenizer.tokenize(sentence)[: max_input_length - 2]
+    indexed = [tokenizer.cls_token_id] + tokenizer.convert_tokens_to_ids(tokens) + [tokenizer.sep_token_id]
+    tensor = torch.LongTensor(indexed).unsqueeze(0)
+    with torch.no_grad():
+        return torch.sigmoid(model(tensor)).item()
+
+
+def predict_encode_style(model, tokenizer, sentence):
+    model.eval()
+    ids = tokenizer.encode(sentence, truncation=True, max_length=max_input_length)
+    with torch.no_grad():
+        logit = model(torch.tensor([ids]))[0, 0]
+    return float(1 / (1 + torch.exp(-logit)))
+
+
+def predict_no_special(model, tokenizer, sentence):
+    model.eval()
+    ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence)[:510])
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.tensor([ids]))).item()
+
+
+def predict_no_sigmoid(model, tokenizer, sentence):
+    model.eval()
+    ids = tokenizer.encode(sentence, truncation=True, max_length=512)
+    with torch.no_grad():
+        return model(torch.tensor([ids])).item()
+
+
+def predict_no_cut(model, tokenizer, sentence):
+    model.eval()
+    ids = [tokenizer.cls_token_id] + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence)) + [tokenizer.sep_token_id]
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.tensor([ids]))).item()
+
+
+def predict_tensor(model, tokenizer, sentence):
+    model.eval()
+    ids = tokenizer.encode(sentence, truncation=True, max_length=512)
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.tensor([ids])))
+
+
+def predict_dropout_on(model, tokenizer, sentence):
+    ids = tokenizer.encode(sentence, truncation=True, max_length=512)
+    with torch.no_grad():
+        return torch.sigmoid(model(torch.tensor([ids]))).item()
+
+
+@pytest.mark.parametrize("solution", [predict_notebook_style, predict_encode_style])
+def test_q4_4a_correct(solution, bundled_tokenizer):
+    assert_full(grade("q4.4a", solution, None, bundled_tokenizer))
+
+
+@pytest.mark.parametrize("solution, test, hint", [
+    (predict_no_special, "[CLS] and [SEP]", "no [CLS]/[SEP]"),
+    (predict_no_sigmoid, "sigmoid", "apply torch.sigmoid"),
+    (predict_no_cut, "cut to 510 tokens", "max_input_length - 2"),
+    (predict_tensor, "a float", ".item()"),
+])
+def test_q4_4a_mistakes(solution, test, hint, bundled_tokenizer):
+    assert_loses(grade("q4.4a", solution, None, bundled_tokenizer), test, hint)
+
+
+def test_q4_4a_dropout_left_on(bundled_tokenizer):
+    failures = lost(grade("q4.4a", predict_dropout_on, None, bundled_tokenizer))
+    assert "model.eval()" in failures["sigmoid"]
+
+
+def test_q4_4b():
+    assert_full(grade("q4.4b", {"A moving film.": 0.9, "Dull and long.": 0.1}))
+    given = {"Justice League is terrible. I hated it.": 0.1, "Avengers was great!!": 0.9, "Mine.": 0.5}
+    assert_loses(grade("q4.4b", given), "two reviews of your own", "two reviews")
+    assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}), "probabilities in [0, 1]", "predict_sentiment")
