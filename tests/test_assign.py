@@ -117,7 +117,7 @@ def test_bad_answer_keys_give_one_line_errors(repo, capsys):
     answer = repo / "answers" / "hw3.ipynb"
     answer.write_text(answer.read_text(encoding="utf-8").replace('check(\\"q3a\\"', 'check(\\"q9\\"'), encoding="utf-8")
     assert hw3("assign") == 1
-    assert "check id 'q9' is not in hw3/grading/points.py" in capsys.readouterr().err
+    assert "check id 'q9' is not in hw3/grading/questions.py" in capsys.readouterr().err
     assert hw3("assign", "--answers", "nowhere") == 1
     assert "no answers folder at nowhere" in capsys.readouterr().err
 
@@ -135,3 +135,39 @@ def test_run_metadata_of_the_key_does_not_reach_students():
     out = student_cell(key, None)
     assert out["metadata"] == {"tags": ["keep"]} and out["execution_count"] is None
     assert "execution" in key["metadata"], "the answer key's cell is not changed"
+
+
+def test_point_labels_answer_ids_and_answer_key_only_cells():
+    from hw3.grading.assign import AssignError, points_label, student_notebook
+
+    assert points_label(["q3b", "q3b.written"]) == "(3 points: 2 automatic, 1 graded by hand)"
+    assert points_label(["q1"]) == "(3 points, graded by hand)"
+    assert points_label(["q4.2b"]) == "(1 point)"
+    with pytest.raises(AssignError, match="'q9', which is not in hw3/grading/questions.py"):
+        points_label(["q9"])
+    key = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "**(b) <!-- points q3b q3b.written -->** Compute"},
+        {"cell_type": "markdown", "metadata": {}, "source": "<!-- BEGIN ANSWER q3b.written -->W → I<!-- END ANSWER -->"},
+        {"cell_type": "code", "metadata": {"tags": ["answer-key-only"]}, "source": "print('y1 ≈ x1')", "outputs": []},
+    ]}
+    cells = student_notebook(key)["cells"]
+    assert [c["source"] for c in cells] == ["**(b) (3 points: 2 automatic, 1 graded by hand)** Compute",
+                                            "_Type your answer here._"]
+    assert cells[1]["metadata"] == {"hw3": {"answer": "q3b.written"}}
+    with pytest.raises(AssignError, match="answer id 'q2' is not a manual question"):
+        student_notebook({"cells": [{"cell_type": "markdown", "metadata": {},
+                                     "source": "<!-- BEGIN ANSWER q2 -->x<!-- END ANSWER -->"}]})
+
+
+def test_the_released_notebooks_agree_with_the_registry():
+    import json
+
+    from hw3.grading.questions import BY_ID
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    text = "".join(json.loads(p.read_text(encoding="utf-8"))["cells"].__repr__() for p in sorted(root.glob("*.ipynb")))
+    assert "(3 points: 2 automatic, 1 graded by hand)" in text and "points q" not in text
+    assert "y1, y2, y3 ≈" not in text  # the Q3(b) demo that prints the written answer stays in the key
+    answered = [c["metadata"]["hw3"]["answer"] for p in sorted(root.glob("*.ipynb"))
+                for c in json.loads(p.read_text(encoding="utf-8"))["cells"] if "hw3" in c.get("metadata", {})]
+    assert sorted(answered) == sorted(q for q, v in BY_ID.items() if v.kind == "manual")

@@ -101,7 +101,8 @@ def test_q2_inputs_are_even_length():
 def test_q2_mistakes():
     assert "sign is flipped" in lost(grade("q2", rnn_flipped))["y_T on even-length sequences"]
     assert "σ(1000·h_T)" in lost(grade("q2", rnn_hidden))["y_T on even-length sequences"]
-    assert_loses(grade("q2", rnn_tie_rounded), "ties give exactly 0.5", "σ(0) = 0.5")
+    assert_loses(grade("q2", rnn_tie_rounded), "ties (h_T = 0) and near-ties (h_T = ±1)", "σ(0) = 0.5")
+    assert grade("q2", lambda xs: 0.5).points == 0
 
 
 # Q3 ------------------------------------------------------------------------------------------------------

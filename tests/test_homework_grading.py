@@ -1,8 +1,9 @@
-"""End to end on the real answer keys: a student who gets one exercise wrong, and one who also tampers.
+"""End to end on the real answer keys, in the sandbox: full marks for the keys, exactly the planted mistakes lost.
 
-Builds a submission folder from answers/ (both notebooks), breaks `binary_accuracy` (q4.3a), breaks
-`predict_sentiment` (q4.4a) and redefines `check` right before its check cell, then runs `hw3 grade` and
-expects exactly those two questions to lose their points.
+One `hw3 grade` batch of two students built from answers/ (both notebooks each): the answer keys as they
+are, which must earn all 23 automatic points, and a student whose `binary_accuracy` forgets the sigmoid
+(q4.3a), whose `predict_sentiment` returns 1 − p (q4.4a) and who redefines `check` right before its check
+cell. The fresh clone's `answers/` is also the source of the released notebooks the grader compares with.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from hw3.grading.assign import generate, write
+from hw3.grading.sandbox import available
+
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / "answers"
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
 
-pytestmark = pytest.mark.skipif(not all((ANSWERS / k).is_file() for k in KEYS), reason="answer keys not present")
+pytestmark = [
+    pytest.mark.skipif(not all((ANSWERS / k).is_file() for k in KEYS), reason="answer keys not present"),
+    pytest.mark.skipif(available() is not None, reason=f"the sandbox cannot start here: {available()}"),
+]
 
 
 def replace_in_cell(nb, old: str, new: str) -> int:
@@ -44,32 +51,39 @@ def tampered_q4():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
-    student = tmp_path_factory.mktemp("submissions") / "student"
-    student.mkdir()
-    nbformat.write(nbformat.read(ANSWERS / KEYS[0], as_version=4), student / KEYS[0])
-    nbformat.write(tampered_q4(), student / KEYS[1])
-    out = student.parent / "report.json"
+def reports(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("homework")
+    write(generate(ANSWERS, root / "notebooks"))
+    for name in ("key", "student"):
+        (root / name).mkdir()
+        for key in KEYS:
+            nb = tampered_q4() if (name, key) == ("student", KEYS[1]) else nbformat.read(ANSWERS / key, as_version=4)
+            nbformat.write(nb, root / name / key)
+    out = root / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(student), "--json", str(out)],
-                            capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(root / "key"), str(root / "student"),
+                             "--json", str(out), "--reference", str(root / "notebooks"), "--key-file", str(root / "k")],
+                            capture_output=True, text=True, env=env, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
-    return data[0] if isinstance(data, list) else data
+    return {Path(r["submission"]).name: r for r in json.loads(out.read_text())}
 
 
-def test_exactly_the_broken_exercises_lose_their_points(report):
-    points = {q["id"]: (q["points"], q["max_points"], q["status"]) for q in report["questions"]}
-    lost = {qid for qid, (got, full, status) in points.items() if status != "manual" and got < full}
-    assert lost == {"q4.3a", "q4.4a"}, points
-    assert points["q4.3a"][0] == 0 and points["q4.4a"][0] == 0
+def points(report: dict) -> dict[str, tuple[float, float, str]]:
+    return {q["id"]: (q["points"], q["max_points"], q["status"]) for q in report["questions"]}
 
 
-def test_the_fake_check_earned_nothing_and_the_reason_is_given(report):
-    q44 = next(q for q in report["questions"] if q["id"] == "q4.4a")
-    assert q44["status"] != "passed" and q44["message"]
+def test_the_answer_keys_earn_every_automatic_point_in_the_sandbox(reports):
+    key = reports["key"]
+    failed = {qid: q for qid, q in points(key).items() if q[2] not in ("passed", "manual")}
+    assert failed == {} and key["total"] == 23 and key["sandboxed"] is True, (failed, key["notes"])
 
 
-def test_total_is_the_full_auto_score_minus_the_two_exercises(report):
-    auto = [q for q in report["questions"] if q["status"] != "manual"]
-    assert report["total"] == pytest.approx(sum(q["max_points"] for q in auto) - 2 - 2)
+def test_exactly_the_planted_mistakes_lose_exactly_their_sub_tests(reports):
+    student = reports["student"]
+    lost = {qid for qid, (got, full, status) in points(student).items() if status != "manual" and got < full}
+    assert lost == {"q4.3a", "q4.4a"}, points(student)
+    q43a = next(q for q in student["questions"] if q["id"] == "q4.3a")
+    assert [t["name"] for t in q43a["tests"] if t["points"] < t["max_points"]] == ["rounds the sigmoid"]
+    assert "without a sigmoid" in next(t["hint"] for t in q43a["tests"] if t["points"] < t["max_points"])
+    q44a = next(q for q in student["questions"] if q["id"] == "q4.4a")
+    assert q44a["points"] < q44a["max_points"] and q44a["message"]  # the fake check cell earned nothing

@@ -110,8 +110,10 @@ def check(qid: str, *args: Any, **kwargs: Any) -> None:
         return
     try:
         result = run_exercise(qid, args, kwargs)
-    except LookupError as exc:
-        raise CheckFailed(str(exc)) from None
+    except (LookupError, CheckFailed) as exc:
+        message = one_line(str(exc.args[0]) if exc.args else str(exc))
+        print(f"{FAIL_MARK} {qid}: {message}", flush=True)
+        raise CheckFailed(message) from None
     print(summary_line(result), flush=True)
     if result.status != "passed":
         raise CheckFailed(one_line(result.message or "see the line above")) from None

@@ -218,7 +218,7 @@ def _run_final(client: CappedClient, cell: nbformat.NotebookNode, index: int) ->
     except CellTimeoutError:
         return f"the grader's final check did not finish within {client.timeout:g} s", True
     except DeadKernelError:
-        return "a checked function stopped the Python kernel during the grader's final check", True
+        return "a checked function stopped the Python kernel during the grader's probes", True
     error = first_error(cell.outputs)
     return (one_line(f"the grader's final check failed ({error})") if error else None), False
 

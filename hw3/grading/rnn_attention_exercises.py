@@ -13,12 +13,12 @@ from .results import TestResult
 class RnnOutput(Exercise):
     """q2: `rnn_output(xs)` is y_T for an even-length integer sequence (the question's assumption)."""
 
-    tests = (Test("y_T on even-length sequences", 1.0), Test("ties give exactly 0.5", 0.5))
+    tests = (Test("y_T on even-length sequences", 1.0), Test("ties (h_T = 0) and near-ties (h_T = ±1)", 0.5))
     references = ("hw3.rnn:closed_form", "hw3.rnn:hidden_closed_form", "hw3.rnn:simulate",
                   "hw3.rnn:ScalarRNN.forward", "hw3.rnn:ScalarRNN.step")
 
     def inputs(self, rng: random.Random) -> dict:
-        """Even lengths only; `ties` have h_T = 0 (y_T = σ(0) = 0.5); `plain` have h_T ≠ 0, some ±1."""
+        """Even lengths only; `plain` have h_T ≠ 0; `ties` have h_T = 0 (y_T = σ(0) = 0.5) or h_T = ±1."""
         from hw3.rnn import hidden_closed_form
 
         def sequence(length: int, target: int | None) -> list[int]:
@@ -32,8 +32,8 @@ class RnnOutput(Exercise):
                     return xs
 
         lengths = [2, 4, 6, 8, 2 * rng.randint(5, 8)]
-        plain = [sequence(n, None) for n in lengths] + [sequence(4, 1), sequence(6, -1)]
-        ties = [sequence(2, 0), sequence(4, 0), sequence(2 * rng.randint(3, 6), 0)]
+        plain = [sequence(n, None) for n in lengths]
+        ties = [sequence(2, 0), sequence(4, 1), sequence(4, 0), sequence(6, -1), sequence(2 * rng.randint(3, 6), 0)]
         return {"plain": plain, "ties": ties}
 
     def probe(self, inputs: dict, rnn_output: Any) -> dict:
