@@ -7,12 +7,14 @@ from hw3.grading.results import QuestionResult, Report, TestResult
 
 
 def question(qid: str, fraction: float = 1.0, message: str = "", status: str | None = None) -> QuestionResult:
-    """Question `qid` of the homework. A manual one is untouched (status "manual", or `status`); an auto one
-    passes (fraction 1), or fails its "fresh inputs" sub-test with `message` and earns half its points
-    (fraction 0.5) or nothing (fraction 0, both sub-tests failing)."""
+    """Question `qid` of the homework. A manual one is untouched (status "manual", or `status`). An auto one
+    is "not answered" (`status`), passes (fraction 1), or fails its "fresh inputs" sub-test with `message`
+    and earns half its points (fraction 0.5) or nothing (fraction 0, both sub-tests failing)."""
     spec = next(q for q in QUESTIONS if q.id == qid)
     if spec.kind == "manual":
         return QuestionResult(qid, spec.title, 0.0, spec.max_points, status or "manual", rubric=spec.rubric)
+    if status == "not answered":
+        return QuestionResult(qid, spec.title, 0.0, spec.max_points, status, "the stub was left as it is")
     if fraction == 1:
         return QuestionResult.from_tests(qid, spec.title, spec.max_points,
                                          [TestResult("all inputs", spec.max_points, spec.max_points)])
