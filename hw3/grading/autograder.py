@@ -117,8 +117,11 @@ def _last_line(log: str) -> str:
 
 def complete_test(test: dict) -> dict:
     """One Gradescope test with every key results.json needs (keys already there are kept)."""
-    passed = test.get("score", 0) >= test.get("max_score", 0)
-    return {"status": "passed" if passed else "failed", "visibility": "visible", "output": "", **test}
+    filled = dict(test)
+    filled.setdefault("status", "passed" if test.get("score", 0) >= test.get("max_score", 0) else "failed")
+    filled.setdefault("visibility", "visible")
+    filled.setdefault("output", "")
+    return filled
 
 
 def results(raw: str | None, log: str, status: int, seconds: float) -> dict:
@@ -133,9 +136,11 @@ def results(raw: str | None, log: str, status: int, seconds: float) -> dict:
         return failed_results("the grader wrote unreadable results", seconds)
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
         return failed_results("the grader did not report exactly one submission", seconds)
-    tests = [complete_test(t) for t in data["tests"]]
-    return {"execution_time": round(seconds), "output": log[-MAX_OUTPUT:],
-            **data, "score": data.get("score", sum(t.get("score", 0) for t in tests)), "tests": tests}
+    data["tests"] = [complete_test(t) for t in data["tests"]]
+    data.setdefault("score", sum(t.get("score", 0) for t in data["tests"]))
+    data.setdefault("execution_time", round(seconds))
+    data.setdefault("output", log[-MAX_OUTPUT:])
+    return data
 
 
 def finish(argv: list[str]) -> int:

@@ -112,7 +112,7 @@ def render(report: Report, redact: Iterable[str] = ()) -> str:
 
     manual = sum(q.max_points for q in report.questions if q.status == "manual")
     lines = [f"# Homework 3 feedback: {escape(clean(report.student))}", "",
-             f"Submission: `{clean(PurePath(report.submission).name)}`", "",
+             f"Submission: {escape(clean(PurePath(report.submission).name))}", "",
              f"**Total: {_points(report.total, report.max_total)}**"
              + (f" ({format_points(manual)} points still to be graded by hand)" if manual else ""), ""]
     for q in report.questions:
