@@ -79,7 +79,7 @@ def _test_lines(test: TestResult, clean) -> list[str]:
     if test.message:
         lines.append(f"  - Expected: {escape(clean(test.message))}")
     if test.input:
-        lines += ["  - Failing input:", "", *("  " + line for line in code_block(clean(test.input)).splitlines()), ""]
+        lines += ["  - Failing input:", "", *("  " + line for line in code_block(clean(test.input)).splitlines())]
     if test.hint:
         lines.append(f"  - Hint: {escape(clean(test.hint))}")
     return lines

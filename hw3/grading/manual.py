@@ -115,8 +115,7 @@ def read_scores(path: Path, students: list[str]) -> dict[str, dict[str, float]]:
 def _graded(question: QuestionResult, points: float) -> QuestionResult:
     """`question` with hand-graded `points`: passed at full marks, failed at 0, partial between; rubric kept."""
     status = "passed" if points >= question.max_points else ("failed" if points == 0 else "partial")
-    return QuestionResult(question.id, question.title, points, question.max_points, status, "graded by hand",
-                          rubric=question.rubric)
+    return QuestionResult(question.id, question.title, points, question.max_points, status, rubric=question.rubric)
 
 
 def merge_scores(reports: list[Report], scores: dict[str, dict[str, float]]) -> list[Report]:

@@ -24,18 +24,23 @@ from .similarity import REFERENCE, Finding
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?!\w)")
 MASK = "…"
+MASKED_LIST = re.compile(f"{MASK}(?:, {MASK})+")
 TOP_REASONS = 3
 STATUSES = ("passed", "partial", "failed", "not answered", "manual")
 HISTOGRAM = "scores.png"
 
 
 def mask_numbers(message: str) -> str:
-    """`message` with every number replaced by MASK, so messages that differ only in values group together."""
-    return NUMBER.sub(MASK, message)
+    """`message` with every number replaced by MASK and a list of them by one MASK, so that messages differing
+    only in values (or in how many) group together."""
+    return MASKED_LIST.sub(MASK, NUMBER.sub(MASK, message))
 
 
 def failure_reasons(question: QuestionResult) -> set[str]:
-    """The masked reasons a question lost points: its failed sub-tests' messages, else its own message."""
+    """The masked reasons an automatic question lost points: its failed sub-tests' messages, else its own
+    message (none for a question graded by hand: it has a rubric instead)."""
+    if question.rubric:
+        return set()
     reasons = {mask_numbers(t.message) for t in question.tests if not t.passed and t.message}
     if not reasons and question.message and question.status in ("partial", "failed"):
         reasons = {mask_numbers(question.message)}
