@@ -135,3 +135,12 @@ def test_grade_options_reach_run_autograder_and_out_must_be_writable(autograder,
     (tmp_path / "file").write_text("")
     with pytest.raises(AutograderError, match="choose a writable OUT folder"):
         build(tmp_path / "file", root / "notebooks")
+
+
+def test_results_json_is_written_even_when_the_results_step_fails(autograder, tmp_path):
+    fake = fake_autograder_root(tmp_path, autograder[1], {"hw3.ipynb": "{}"})
+    (fake / "source" / RESULTS_SCRIPT).unlink()
+    run_autograder(fake, hw3=tmp_path / "no-such-hw3")
+    data = json.loads((fake / "results" / "results.json").read_text(encoding="utf-8"))
+    assert data["score"] == 0 and data["tests"] == [] and "could not write its results" in data["output"]
+    assert [p.name for p in (fake / "results").iterdir()] == ["results.json"]

@@ -95,7 +95,7 @@ class _Bindings(ast.NodeVisitor):
     def visit_arg(self, node: ast.arg) -> None:
         self.bind(node.arg)
 
-    def visit_FunctionDef(self, node) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         self.bind(node.name)
         self.generic_visit(node)
 
@@ -123,7 +123,7 @@ class _Canonical(ast.NodeTransformer):
         node.arg, node.annotation = self.names[node.arg], None
         return node
 
-    def visit_FunctionDef(self, node):
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
         node.name, node.returns = self.names[node.name], None
         return self.generic_visit(node)
 
