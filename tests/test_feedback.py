@@ -25,6 +25,11 @@ def test_sanitize_catches_home_windows_and_file_url_paths():
     assert sanitize(text, environ={}) == "<path>, <path> and file:<path>"
 
 
+def test_paths_are_shortened_before_environment_values_are_removed():
+    environ = {"COURSE_DIR": "/srv/course"}
+    assert sanitize("/srv/course/submissions/alice.ipynb", {"alice.ipynb"}, environ=environ) == "alice.ipynb"
+
+
 def test_sanitize_removes_environment_values_and_other_students():
     environ = {"API_TOKEN": "tok-9f8e7d6c", "DEBUG": "1"}
     text = "tok-9f8e7d6c leaked; bob and bobby compared; debug 1"

@@ -47,11 +47,11 @@ def sanitize(text: str, own_files: Iterable[str] = (), redact: Iterable[str] = (
     least MIN_SECRET_LENGTH characters become `<env>`; each name in `redact` (other students) becomes
     `<student>` where it stands as a whole word.
     """
+    own = frozenset(own_files)
+    text = URL_OR_PATH.sub(lambda m: _shorten_path(m, own), text)
     environ = os.environ if environ is None else environ
     for value in sorted({v for v in environ.values() if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
         text = text.replace(value, "<env>")
-    own = frozenset(own_files)
-    text = URL_OR_PATH.sub(lambda m: _shorten_path(m, own), text)
     for name in sorted({n for n in redact if n}, key=len, reverse=True):
         text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "<student>", text)
     return text
