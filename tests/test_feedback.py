@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hw3.grading.feedback import code_block, feedback_name, render, sanitize, write_all_feedback, write_feedback
+from hw3.grading.feedback import code_block, feedback_stem, render, render_html, sanitize, write_all_feedback, \
+    write_feedback
 from hw3.grading.results import QuestionResult, TestResult as SubTest
 
 from report_builders import report
@@ -43,9 +44,8 @@ def test_feedback_shows_failed_tests_with_expected_input_and_hint():
     section = text.split("## q2:")[1].split("\n## ")[0]
     assert "**0.75 / 1.5**, partly passed" in section
     assert "- **fresh inputs** (0 / 0.75)" in section
-    assert "  - Expected: returned 0.5 for xs = \\[3, 5\\], expected 1" in section
-    assert "  ```\n  xs = [3, 5]\n  ```" in section
-    assert "  - Hint: reset h before the loop" in section
+    assert "  - **Expected:** returned 0.5 for xs = \\[3, 5\\], expected 1" in section
+    assert "  - **Failing input:**\n    ```\n    xs = [3, 5]\n    ```\n  - **Hint:** reset h before the loop" in section
     assert "given inputs" not in section  # passed sub-tests are not listed
 
 
@@ -56,7 +56,7 @@ def test_feedback_lists_manual_questions_with_rubric_and_hand_graded_points():
     text = render(graded)
     q1_section = text.split("## q1:")[1].split("\n## ")[0]
     assert "**2.25 / 3**, partly passed (graded by hand)" in q1_section
-    assert "Rubric: 0.75 per valid, distinct benefit" in q1_section
+    assert "**Rubric:** 0.75 per valid, distinct benefit" in q1_section
     assert "**– / 1.5**, to be graded by hand" in text.split("## q2.written:")[1]
 
 
@@ -80,7 +80,7 @@ def test_feedback_escapes_markdown_and_html_from_student_output():
     text = render(hostile)
     assert "<script>" not in text and "\\<script\\>" in text
     assert "\\*\\*bold\\*\\* \\# heading" in text
-    assert "````\n  s = '```'\n  </code>\n  ````" in text
+    assert "    ````\n    s = '```'\n    </code>\n    ````" in text
 
 
 def test_code_block_fence_outgrows_the_content():
@@ -100,13 +100,26 @@ def test_not_answered_notes_and_unsandboxed_are_reported():
 
 def test_feedback_file_name_is_safe(tmp_path):
     rep = report("../../etc/passwd")
-    assert feedback_name(rep) == "_.._etc_passwd.md"
-    assert write_feedback(rep, tmp_path / "feedback").parent == tmp_path / "feedback"
+    assert feedback_stem(rep) == "_.._etc_passwd"
+    assert write_feedback(rep, tmp_path / "feedback") == tmp_path / "feedback" / "_.._etc_passwd.md"
     rep.student = ".."
-    assert feedback_name(rep) == "student.md"
+    assert feedback_stem(rep) == "student"
 
 
 def test_passed_sub_tests_and_messages_of_full_marks_do_not_appear():
     rep = report("alice")
     rep.question("q2").tests = [SubTest("all inputs", 1.5, 1.5)]
     assert "Failed tests" not in render(rep)
+
+
+def test_html_has_the_same_content_escaped(tmp_path):
+    hostile = report("alice", {"q3a": (0.0, "<script>alert(1)</script> at /srv/course/x.txt")})
+    hostile.question("q3a").tests[1].input = "s = '<img src=x>'\n  indented"
+    (path,) = write_all_feedback([hostile], tmp_path, with_html=True)
+    page = path.with_suffix(".html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; at &lt;path&gt;" in page
+    assert "<pre><code>s = &#x27;&lt;img src=x&gt;&#x27;\n  indented</code></pre>" in page
+    assert "<strong>Total: 23.5 / 30</strong> (6 points still to be graded by hand)" in page
+    assert page.count("<ul>") == page.count("</ul>") >= 1
+    assert render_html(hostile).count("<h2>") == len(hostile.questions)

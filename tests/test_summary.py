@@ -16,7 +16,8 @@ def class_of_four():
                report("carol", {"q2": (0.0, "returned 0.61 for xs = [2, 7], expected 1"),
                                 "q3a": (0.0, "norms(2.0) raised ZeroDivisionError")}),
                report("dave", {"q2": (0.0, "rnn_output is not defined")})]
-    reports[3].questions[reports[3].questions.index(reports[3].question("q3b"))] = question("q3b", status="not answered")
+    dave = reports[3].questions
+    dave[dave.index(reports[3].question("q3b"))] = question("q3b", status="not answered")
     return reports
 
 

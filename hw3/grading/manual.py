@@ -44,7 +44,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except OSError as exc:
         raise ManualScoresError(f"cannot read {path} ({exc.strerror}): check the --manual path") from None
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise ManualScoresError(f"{path} is not a UTF-8 CSV file ({type(exc).__name__}): save it as CSV UTF-8") from None
+        raise ManualScoresError(f"{path} is not a UTF-8 CSV file ({type(exc).__name__}): save it as CSV UTF-8") \
+            from None
     rows = [(number, row) for number, row in enumerate(lines, start=1) if any(cell.strip() for cell in row)]
     if not rows:
         raise ManualScoresError(f"{path} is empty: start from the template (a `student` column, then "

@@ -7,8 +7,9 @@ and every cell identical to one of the released notebook's; only questions whose
 
 Solutions are normalised before comparison: parsed, docstrings, comments and annotations dropped, every
 name the solution binds (variables, arguments, functions) renamed to v0, v1, ... in order of first
-appearance, and unparsed; global names (`torch`, `len`), attribute and keyword names (the APIs used) are kept. Two normalised solutions are similar when difflib's
-ratio over their tokens is at least THRESHOLD. Solutions under MIN_STATEMENTS statements (not counting
+appearance, and unparsed; global names (`torch`, `len`), attribute and keyword names (the APIs used) are
+kept, so that calling print or len somewhere does not shift the numbering. Two normalised solutions are
+similar when difflib's ratio over their tokens is at least THRESHOLD. Solutions under MIN_STATEMENTS statements (not counting
 `def`, `class` and imports) are skipped: short exercises have few ways to be written, so a match there is
 no evidence. Findings are for a person to look at; nothing here changes a grade.
 
