@@ -1,0 +1,209 @@
+"""Per-student feedback: one Markdown file per submission, rendered from its Report, safe to hand out.
+
+A feedback file holds the student's own results only: per question the points, the status, the reason,
+each failed sub-test with what was expected, the exact failing input and the hint; the manual questions
+with their rubric (and the hand-graded points once merged); the notes and the total. Every piece of text
+from the grader goes through `sanitize` first, so the grader machine's paths, its environment values and
+other students' names never reach a student.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path, PurePath
+from typing import NamedTuple
+
+from .points import format_points
+from .results import QuestionResult, Report, TestResult
+
+URL_OR_PATH = re.compile(r"(?P<url>https?://\S+)"
+                         r"|(?<![\w.~<-])(?:~?/+[\w.@+~-]+(?:/+[\w.@+~-]+)*|[A-Za-z]:\\(?:[\w.@+~-]+\\?)+)/?")
+"""A web address (kept), or an absolute path: POSIX from the root or home (`/srv/x.py`, `~/x`, in `file:///x`)
+or Windows (`C:\\x`); not a relative `a/b`, not `1/2`."""
+MIN_SECRET_LENGTH = 6  # shorter environment values ("1", "C", "root") are too common in ordinary text to redact
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+STATUS_WORDS = {"passed": "passed", "partial": "partly passed", "failed": "failed",
+                "manual": "to be graded by hand", "not answered": "not answered"}
+
+
+def _shorten_path(match: re.Match, own_files: frozenset[str]) -> str:
+    """The replacement of one absolute path: the submission's own file name, a library file's name, or <path>
+    (a web address stays as it is)."""
+    if match.group("url"):
+        return match.group(0)
+    name = re.split(r"[/\\]", match.group(0).rstrip("/\\"))[-1]
+    if name in own_files:
+        return name
+    return f"…/{name}" if name.endswith(".py") else "<path>"
+
+
+def sanitize(text: str, own_files: Iterable[str] = (), redact: Iterable[str] = (),
+             environ: Mapping[str, str] | None = None) -> str:
+    """`text` fit to hand to a student.
+
+    Absolute paths become the submission's own file name when they end in one of `own_files`, `…/name.py`
+    for source files (tracebacks) and `<path>` otherwise; values of `environ` (default: os.environ) of at
+    least MIN_SECRET_LENGTH characters become `<env>`; each name in `redact` (other students) becomes
+    `<student>` where it stands as a whole word.
+    """
+    own = frozenset(own_files)
+    text = URL_OR_PATH.sub(lambda m: _shorten_path(m, own), text)
+    environ = os.environ if environ is None else environ
+    for value in sorted({v for v in environ.values() if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
+        text = text.replace(value, "<env>")
+    for name in sorted({n for n in redact if n}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "<student>", text)
+    return text
+
+
+def escape(text: str) -> str:
+    """Prose for Markdown: characters Markdown or HTML would interpret are backslash-escaped."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def code_block(text: str) -> str:
+    """`text` as a fenced code block whose fence is longer than any run of backticks inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _points(earned: float, maximum: float) -> str:
+    return f"{format_points(earned)} / {format_points(maximum)}"
+
+
+class Block(NamedTuple):
+    """One piece of a feedback document, rendered the same way as Markdown and as HTML.
+
+    `kind` is title, heading, text (a paragraph), item (a bullet) or code (a block of code, kept verbatim);
+    `lead` is shown in bold before `text`; `depth` nests bullets and code (0: top level).
+    """
+
+    kind: str
+    text: str
+    lead: str = ""
+    depth: int = 0
+
+
+LISTED = ("item", "code")  # kinds that belong to a bullet list
+
+
+def _test_blocks(test: TestResult, clean: Callable[[str], str]) -> list[Block]:
+    """The bullet of one failed sub-test: expected, failing input, hint."""
+    blocks = [Block("item", f" ({_points(test.points, test.max_points)})", clean(test.name))]
+    if test.message:
+        blocks.append(Block("item", " " + clean(test.message), "Expected:", 1))
+    if test.input:
+        blocks += [Block("item", "", "Failing input:", 1), Block("code", clean(test.input), depth=2)]
+    if test.hint:
+        blocks.append(Block("item", " " + clean(test.hint), "Hint:", 1))
+    return blocks
+
+
+def _question_blocks(q: QuestionResult, clean: Callable[[str], str]) -> list[Block]:
+    """The section of one question."""
+    hand_graded = bool(q.rubric) and q.status in ("passed", "partial", "failed")
+    earned = "–" if q.status == "manual" else format_points(q.points)
+    status = STATUS_WORDS.get(q.status, q.status) + (" (graded by hand)" if hand_graded else "")
+    blocks = [Block("heading", f"{q.id}: {clean(q.title)}"),
+              Block("text", f", {status}", f"{earned} / {format_points(q.max_points)}")]
+    failed = [t for t in q.tests if not t.passed]
+    if q.message and q.message not in {t.message for t in failed}:  # else it is shown with its sub-test
+        blocks.append(Block("text", clean(q.message)))
+    if failed:
+        blocks += [Block("text", "Failed tests:"), *(b for t in failed for b in _test_blocks(t, clean))]
+    if q.rubric:
+        blocks.append(Block("text", " " + clean(q.rubric), "Rubric:"))
+    return blocks
+
+
+def document(report: Report, redact: Iterable[str] = ()) -> list[Block]:
+    """The feedback of one report, sanitized (see `sanitize`; `redact` lists other students' names)."""
+    own = {PurePath(report.submission).name}
+    redact = [name for name in redact if name != report.student]
+
+    def clean(text: str) -> str:
+        return sanitize(text, own, redact)
+
+    manual = sum(q.max_points for q in report.questions if q.status == "manual")
+    blocks = [Block("title", f"Homework 3 feedback: {clean(report.student)}"),
+              Block("text", f"Submission: {clean(PurePath(report.submission).name)}"),
+              Block("text", f" ({format_points(manual)} points still to be graded by hand)" if manual else "",
+                    f"Total: {_points(report.total, report.max_total)}")]
+    for q in report.questions:
+        blocks += _question_blocks(q, clean)
+    if not report.sandboxed:
+        blocks.append(Block("text", "Note: this submission was graded without the sandbox."))
+    if report.notes:
+        blocks += [Block("heading", "Notes"), *(Block("item", clean(note)) for note in report.notes)]
+    return blocks
+
+
+def _markdown(block: Block) -> str:
+    """One block as Markdown."""
+    indent = "  " * block.depth
+    if block.kind == "code":
+        return "\n".join(indent + line for line in code_block(block.text).splitlines())
+    inline = (f"**{escape(block.lead)}**" if block.lead else "") + escape(block.text)
+    prefix = {"title": "# ", "heading": "## ", "item": indent + "- "}.get(block.kind, "")
+    return prefix + inline
+
+
+def render(report: Report, redact: Iterable[str] = ()) -> str:
+    """The Markdown feedback of one report (see `document`)."""
+    blocks = document(report, redact)
+    out = [_markdown(blocks[0])]
+    for previous, block in zip(blocks, blocks[1:]):
+        out.append(("\n" if previous.kind in LISTED and block.kind in LISTED else "\n\n") + _markdown(block))
+    return "".join(out) + "\n"
+
+
+def _html(block: Block) -> str:
+    """One block as HTML (every text escaped; nesting shown by indentation)."""
+    style = f' style="margin-left: {1.5 * block.depth:g}em"' if block.depth else ""
+    if block.kind == "code":
+        return f'<li class="code"{style}><pre><code>{html.escape(block.text)}</code></pre></li>'
+    inline = (f"<strong>{html.escape(block.lead)}</strong>" if block.lead else "") + html.escape(block.text)
+    tag = {"title": "h1", "heading": "h2", "item": "li"}.get(block.kind, "p")
+    return f"<{tag}{style}>{inline}</{tag}>"
+
+
+def render_html(report: Report, redact: Iterable[str] = ()) -> str:
+    """The same feedback as a standalone HTML page (see `document`)."""
+    blocks = document(report, redact)
+    body, listed = [], False
+    for block in blocks:
+        if (block.kind in LISTED) != listed:
+            listed = not listed
+            body.append("<ul>" if listed else "</ul>")
+        body.append(_html(block))
+    body += ["</ul>"] if listed else []
+    title = html.escape(blocks[0].text)
+    head = f'<meta charset="utf-8"><title>{title}</title><style>li.code {{ list-style: none }}</style>'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body)
+            + "\n</body>\n</html>\n")
+
+
+def feedback_stem(report: Report) -> str:
+    """The feedback files' name without suffix: the student's name, anything but letters, digits, `.-_` replaced."""
+    return re.sub(r"[^\w.-]", "_", report.student).strip(".") or "student"
+
+
+def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), with_html: bool = False) -> Path:
+    """Write `folder/<student>.md`, and `<student>.html` when `with_html` (the folder is created); returns the
+    Markdown file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{feedback_stem(report)}.md"
+    path.write_text(render(report, redact), encoding="utf-8")
+    if with_html:
+        path.with_suffix(".html").write_text(render_html(report, redact), encoding="utf-8")
+    return path
+
+
+def write_all_feedback(reports: list[Report], folder: Path, with_html: bool = False) -> list[Path]:
+    """One feedback file per report (see `write_feedback`), each with every other student's name redacted."""
+    names = [r.student for r in reports]
+    return [write_feedback(report, folder, names, with_html) for report in reports]

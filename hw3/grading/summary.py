@@ -1,0 +1,132 @@
+"""The class summary for the instructor: summary.md and a histogram of the totals, scores.png.
+
+summary.md gives the number of students, the mean and median totals, per question the count of each status
+and the mean points, the most common reasons for losing points (messages grouped after masking their
+numbers, so "returned 0.572" and "returned 0.61" count as one), and the similarity findings "for a person
+to look at": they are never turned into a penalty.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .feedback import escape
+from .points import format_points
+from .results import QuestionResult, Report
+from .similarity import REFERENCE, Finding
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?!\w)")
+MASK = "…"
+MASKED_LIST = re.compile(f"{MASK}(?:, {MASK})+")
+TOP_REASONS = 3
+STATUSES = ("passed", "partial", "failed", "not answered", "manual")
+HISTOGRAM = "scores.png"
+
+
+def mask_numbers(message: str) -> str:
+    """`message` with every number replaced by MASK and a list of them by one MASK, so that messages differing
+    only in values (or in how many) group together."""
+    return MASKED_LIST.sub(MASK, NUMBER.sub(MASK, message))
+
+
+def failure_reasons(question: QuestionResult) -> set[str]:
+    """The masked reasons an automatic question lost points: its failed sub-tests' messages, else its own
+    message (none for a question graded by hand: it has a rubric instead)."""
+    if question.rubric:
+        return set()
+    reasons = {mask_numbers(t.message) for t in question.tests if not t.passed and t.message}
+    if not reasons and question.message and question.status in ("partial", "failed"):
+        reasons = {mask_numbers(question.message)}
+    return reasons
+
+
+def common_reasons(reports: Sequence[Report], qid: str, top: int = TOP_REASONS) -> list[tuple[str, int]]:
+    """The `top` most common masked reasons for losing points on `qid`, with the number of students giving each."""
+    counts = Counter(reason for r in reports for reason in failure_reasons(r.question(qid)))
+    return counts.most_common(top)
+
+
+def _status_table(reports: Sequence[Report]) -> list[str]:
+    """One row per question: how many students are in each status, and the mean points."""
+    lines = ["| question | max | " + " | ".join(STATUSES) + " | mean |", "|---|---:|" + "---:|" * (len(STATUSES) + 1)]
+    for first in reports[0].questions:
+        results = [r.question(first.id) for r in reports]
+        counts = Counter(q.status for q in results)
+        mean = statistics.fmean(q.points for q in results)
+        lines.append(f"| {escape(first.id)} | {format_points(first.max_points)} | "
+                     + " | ".join(str(counts[s]) for s in STATUSES) + f" | {mean:.2f} |")
+    return lines
+
+
+def _reason_lines(reports: Sequence[Report]) -> list[str]:
+    """The most common reasons per question that lost points for anyone."""
+    lines = []
+    for first in reports[0].questions:
+        reasons = common_reasons(reports, first.id)
+        if reasons:
+            lines += [f"- **{escape(first.id)}**"]
+            lines += [f"  - {count} × {escape(reason)}" for reason, count in reasons]
+    return lines or ["No question lost points."]
+
+
+def finding_line(finding: Finding) -> str:
+    """One similarity finding as a bullet."""
+    other = "the hw3 reference implementation" if finding.b == REFERENCE else escape(finding.b)
+    return f"- {escape(finding.question)}: {escape(finding.a)} and {other}, {finding.similarity:.0%} similar"
+
+
+def render(reports: Sequence[Report], findings: Sequence[Finding] = ()) -> str:
+    """summary.md for `reports` (at least one) and the similarity `findings`."""
+    totals = [r.total for r in reports]
+    manual = sum(q.max_points for q in reports[0].questions if q.rubric)
+    lines = ["# Homework 3: class summary", "",
+             f"- Students: {len(reports)}",
+             f"- Mean total: {statistics.fmean(totals):.2f} / {format_points(reports[0].max_total)}",
+             f"- Median total: {format_points(statistics.median(totals))}",
+             f"- Points graded by hand: {format_points(manual)} (counted once merged from the scores sheet)", "",
+             f"![Histogram of the totals]({HISTOGRAM})", "",
+             "## Questions", "", *_status_table(reports), "",
+             "## Most common reasons for losing points", "",
+             "Numbers in the messages are masked (…) so that the same mistake groups together.", "",
+             *_reason_lines(reports), "",
+             "## For a person to look at", "",
+             "Near-identical solutions (see hw3/grading/similarity.py). They are evidence to read, not a verdict: "
+             "no grade was changed because of them.", "",
+             *([finding_line(f) for f in findings] or ["No near-identical solutions."])]
+    return "\n".join(lines) + "\n"
+
+
+def plot_histogram(reports: Sequence[Report], path: Path) -> Path:
+    """A histogram of the totals (one bar per point, 0 to the maximum), drawn without a display."""
+    figure = Figure(figsize=(6, 3.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    maximum = reports[0].max_total
+    axes.hist([r.total for r in reports], bins=range(int(maximum) + 2), edgecolor="white")
+    axes.set_xlabel(f"total points (of {format_points(maximum)})")
+    axes.set_ylabel("students")
+    axes.set_title(f"Homework 3: totals of {len(reports)} students")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def write_summary(reports: Sequence[Report], folder: Path, findings: Sequence[Finding] = ()) -> Path:
+    """Write folder/summary.md and folder/scores.png (the folder is created); returns the Markdown's path.
+
+    ValueError when there are no reports (there is nothing to summarise).
+    """
+    if not reports:
+        raise ValueError("no reports to summarise: grade at least one submission")
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_histogram(reports, folder / HISTOGRAM)
+    path = folder / "summary.md"
+    path.write_text(render(reports, findings), encoding="utf-8")
+    return path
