@@ -40,7 +40,7 @@ def test_sanitize_removes_environment_values_and_other_students():
 def test_feedback_shows_failed_tests_with_expected_input_and_hint():
     failing = report("alice", {"q2": (0.5, "returned 0.5 for xs = [3, 5], expected 1")})
     text = render(failing)
-    assert "**Total: 23.25 / 30** (6 points still to be graded by hand)" in text
+    assert "**Total: 22.25 / 30** (7 points still to be graded by hand)" in text
     section = text.split("## q2:")[1].split("\n## ")[0]
     assert "**0.75 / 1.5**, partly passed" in section
     assert "- **fresh inputs** (0 / 0.75)" in section
@@ -120,6 +120,6 @@ def test_html_has_the_same_content_escaped(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; at &lt;path&gt;" in page
     assert "<pre><code>s = &#x27;&lt;img src=x&gt;&#x27;\n  indented</code></pre>" in page
-    assert "<strong>Total: 23.5 / 30</strong> (6 points still to be graded by hand)" in page
+    assert "<strong>Total: 22.5 / 30</strong> (7 points still to be graded by hand)" in page
     assert page.count("<ul>") == page.count("</ul>") >= 1
     assert render_html(hostile).count("<h2>") == len(hostile.questions)

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from hw3.grading.manual import ManualScoresError, manual_ids, merge_manual, write_template
-from hw3.grading.points import QUESTIONS
+from hw3.grading.questions import QUESTIONS
 
 from report_builders import report
 
@@ -35,7 +35,7 @@ def test_filled_template_merges_into_totals(tmp_path):
     text = path.read_text(encoding="utf-8").replace("alice,,,", "alice,3,0.75,", 1)
     reports = [report("alice"), report("bob")]
     alice, bob = merge_manual(reports, sheet(tmp_path, text))
-    assert alice.total == 24 + 3.75 and bob.total == 24
+    assert alice.total == 23 + 3.75 and bob.total == 23
     q1, q2w, q3c = alice.question("q1"), alice.question("q2.written"), alice.question("q3c")
     assert (q1.status, q1.points) == ("passed", 3) and q2w.status == "partial" and q3c.status == "manual"
     assert q1.rubric.startswith("0.75 per valid") and q1.message == ""
@@ -53,13 +53,13 @@ def test_sheet_overrides_not_answered(tmp_path):
     rep = report("alice")
     rep.question("q1").status = "not answered"
     (merged,) = merge_manual([rep], sheet(tmp_path, "student,q1\nalice,2.25\n"))
-    assert merged.question("q1").status == "partial" and merged.total == 26.25
+    assert merged.question("q1").status == "partial" and merged.total == 25.25
 
 
 def test_excel_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "scores.csv"
     path.write_bytes("student,q1\nalice,3\n".encode("utf-8-sig"))
-    assert merge_manual([report("alice")], path)[0].total == 27
+    assert merge_manual([report("alice")], path)[0].total == 26
 
 
 @pytest.mark.parametrize("text, message", [

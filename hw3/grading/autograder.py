@@ -38,7 +38,7 @@ VENV=/autograder/venv
 
 apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-    python3 python3-venv python3-pip bubblewrap
+    python3 python3-venv python3-pip bubblewrap util-linux
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --upgrade pip
 # torch is pinned to the CPU build the checks were tested with: Gradescope has no GPU, the default wheel

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import NamedTuple
 
-from .points import format_points
+from .questions import format_points
 from .results import QuestionResult, Report, TestResult
 
 URL_OR_PATH = re.compile(r"(?P<url>https?://\S+)"

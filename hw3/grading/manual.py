@@ -12,7 +12,7 @@ import csv
 import math
 from pathlib import Path
 
-from .points import BY_ID, QUESTIONS, format_points
+from .questions import BY_ID, QUESTIONS, format_points
 from .results import QuestionResult, Report
 
 STUDENT_COLUMN = "student"

@@ -34,24 +34,13 @@ import numpy as np
 
 from .notebook import NotebookError, cell_check_calls, cell_source, check_calls, fingerprint, notebook_paths, \
     parse_cell, read_notebook, regions
-from .points import QUESTIONS
+from .questions import QUESTIONS
 from .results import Report
 
 THRESHOLD = 0.9
 MIN_STATEMENTS = 3
 REFERENCE = "hw3 reference"
 STUB_COMMENT = "# insert code here"
-REFERENCES: dict[str, tuple[str, ...]] = {
-    "q2": ("hw3.rnn:closed_form", "hw3.rnn:hidden_closed_form"),
-    "q3a": ("hw3.attention:token_norms",),
-    "q3b": ("hw3.attention:self_attention",),
-    "q4.2b": ("hw3.sentiment.model:count_parameters",),
-    "q4.3a": ("hw3.sentiment.training:binary_accuracy",),
-    "q4.3b": ("hw3.sentiment.training:train",),
-    "q4.3c": ("hw3.sentiment.training:evaluate",),
-    "q4.4a": ("hw3.sentiment.predict:predict_sentiment",),
-}
-"""The reference implementation(s) of each exercise in hw3, as "module:function"."""
 TOKEN = re.compile(r"\w+|[^\w\s]")
 SCAFFOLDING = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
@@ -203,11 +192,17 @@ def solutions_of(reports: list[Report], released_folder: Path) -> dict[str, dict
 
 @lru_cache(maxsize=1)
 def reference_sources() -> dict[str, tuple[str, ...]]:
-    """Question id -> the source of hw3's reference implementation(s) (see REFERENCES)."""
+    """Question id -> the source of hw3's reference implementation(s): each exercise's `references`."""
+    from .questions import EXERCISES
+
     def source(spec: str) -> str:
-        module, name = spec.split(":")
-        return inspect.getsource(getattr(importlib.import_module(module), name))
-    return {qid: tuple(source(spec) for spec in specs) for qid, specs in REFERENCES.items()}
+        module, qualname = spec.split(":")
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return inspect.getsource(obj)
+    return {qid: tuple(source(spec) for spec in exercise.references)
+            for qid, exercise in EXERCISES.items() if exercise.references}
 
 
 def _ratio_bounds(tokens: list[tuple[str, ...]]) -> np.ndarray:

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .feedback import escape
-from .points import format_points
+from .questions import format_points
 from .results import QuestionResult, Report
 from .similarity import REFERENCE, Finding
 
