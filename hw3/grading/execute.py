@@ -279,7 +279,8 @@ def _kill(km: SandboxedKernelManager) -> None:
 def _startup_error(exc: Exception, limits: Limits) -> str:
     """Why the kernel could not run, naming --memory-gb when a memory limit was set."""
     hint = f" (if {limits.memory_gb:g} GiB is too little for it, raise hw3 grade --memory-gb)" if limits.memory_gb else ""
-    return one_line(f"could not run the {KERNEL_NAME} kernel{hint}: {type(exc).__name__}: {exc}")
+    return one_line(f"the {KERNEL_NAME} kernel could not start or stopped answering the grader{hint}: "
+                    f"{type(exc).__name__}: {exc}")
 
 
 def execute(nb: nbformat.NotebookNode, final_source: str, *, timeout: float, final_timeout: float,
