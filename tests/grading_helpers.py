@@ -57,6 +57,7 @@ def grade_all(root: Path, subs: Path, *options) -> dict:
     rc = hw3("grade", *sorted(subs.iterdir()), *options, "--reference", root / "notebooks",
              "--json", out / "grades.json", "--csv", out / "grades.csv", "--key-file", root / "course.key")
     reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
+    reports = reports if isinstance(reports, list) else [reports]
     return {"rc": rc, "root": root, "out": out, "reports": {Path(r["submission"]).stem: r for r in reports}}
 
 

@@ -4,7 +4,7 @@ Every code cell runs with a time limit; errors are recorded and execution goes o
 past its limit or stops the kernel (`os._exit`, a segfault) is recorded, and the notebook is run again
 from the top in a new kernel without it, so the cells after it still get their chance; when more than
 MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's own cell (the probes of
-`harness`) runs in the same kernel, and its outputs are returned.
+`harness`, which write their results to the socket folder) runs in the same kernel.
 
 The kernel is an `ipykernel` started through `sandbox.kernel_command` (bubblewrap, an unprivileged user,
 resource limits) and talks to nbclient over unix sockets in a private folder (`Launch.sockets`); the
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import zmq
+import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -43,10 +45,9 @@ _QUIET.propagate = False
 
 @dataclass
 class Execution:
-    """What running a notebook gave: per-cell failures, and the grader cell's outputs or why it has none."""
+    """What running a notebook gave: per-cell failures, and why the grader's cell did not complete (if so)."""
 
     failures: dict[int, str] = field(default_factory=dict)
-    final_outputs: list = field(default_factory=list)
     final_error: str | None = None
     broken: dict[int, str] = field(default_factory=dict)  # the cells that hung or stopped the kernel (skipped)
     final_broken: bool = False  # the grader's cell itself hung or stopped the kernel, part way through
@@ -89,9 +90,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         return sandbox.kernel_command(kernel, launch.mounts, launch.limits, launch.uid, launch.env)
 
 
+MAX_MESSAGE_BYTES = 256 * 2**20  # a bigger message from the kernel drops its connection: the cell counts as broken
+
+
 def kernel_manager(launch: Launch) -> SandboxedKernelManager:
-    """A kernel manager for one run: ipc transport in the launch's socket folder."""
-    km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc")
+    """A kernel manager for one run: ipc transport in the launch's socket folder, messages at most 256 MiB."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc", context=context)
     km.ip = str(launch.sockets / "kernel")
     km.connection_file = str(launch.sockets / "kernel.json")
     km.launch = launch
@@ -147,7 +153,6 @@ class CappedClient(NotebookClient):
     def __init__(self, *args, output_limit: int = OUTPUT_LIMIT, **kwargs) -> None:
         super().__init__(*args, store_widget_state=False, **kwargs)
         self.output_limit = output_limit
-        self.limits_by_cell: dict[int, int] = {}  # cells allowed more output than output_limit
         self._spent: dict[int, int] = {}  # characters kept per cell index (each cell runs once per client)
 
     def output(self, outs, msg, display_id, cell_index):
@@ -158,7 +163,7 @@ class CappedClient(NotebookClient):
         if out.get("output_type") == "error":
             shorten_error(out, self.output_limit)
             return out
-        limit = self.limits_by_cell.get(cell_index, self.output_limit)
+        limit = self.output_limit
         spent, size = self._spent.get(cell_index, 0), _size(out)
         self._spent[cell_index] = spent + size
         if spent + size <= limit:
@@ -234,9 +239,6 @@ def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=cells)
 
 
-FINAL_OUTPUT_LIMIT = 20_000_000  # characters: the probes' results (parameters of tiny models) are large-ish
-
-
 def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str, timeout: float,
               final_timeout: float, launch: Launch) -> Execution:
     """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell.
@@ -249,7 +251,6 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
     km = kernel_manager(launch)
     client = CappedClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
                           record_timing=False, log=_QUIET, output_limit=launch.limits.output_limit)
-    client.limits_by_cell[len(work.cells) - 1] = FINAL_OUTPUT_LIMIT
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, lambda: _kill(km))
@@ -262,7 +263,6 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
                     result.failures[index] = message
         client.timeout = final_timeout
         result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
-        result.final_outputs = list(final.outputs)
     return result
 
 

@@ -72,7 +72,7 @@ class Report:
 
     `student` names its row in the CSV; `digest` identifies the submitted contents (a regrade of the same
     contents with the same `grader_version` gives the same report); `sandboxed` is False only when the
-    instructor graded with --no-sandbox; `seconds` is the CPU time its kernels used.
+    instructor graded with --no-sandbox; `seconds` is the wall-clock time its grading took.
     """
 
     submission: str

@@ -7,7 +7,7 @@ mount, IPC, UTS and network namespaces:
   installation, the environment's site-packages), hw3 as its grading build (`withheld`: the reference
   solutions of graded exercises are not there) bound over the real package folder, the shared feature
   cache read-only, and size-limited private tmpfs folders for HOME (/home/student, where the kernel runs
-  and IPython/Jupyter/matplotlib keep their files), /tmp and /dev/shm. The submission is visible only as
+  and IPython/Jupyter/matplotlib keep their files), /tmp (`Limits.disk_mb` each) and /dev/shm (256 MiB). The submission is visible only as
   its own private read-only copy; answers/, other submissions, output paths and the grader's files are
   not mounted. The one folder shared with the grader holds the kernel's Jupyter sockets (ZeroMQ over unix
   sockets: the network namespace has no route to the grader) and is watched for size.
@@ -178,7 +178,7 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
             if str(parent) not in made:
                 made.add(str(parent))
                 args.extend(["--perms", "0755", "--dir", str(parent)])
-        args += ["--size", size, "--perms", "1777", "--tmpfs", private]
+        args += ["--size", size if private != "/dev/shm" else str(2**28), "--perms", "1777", "--tmpfs", private]
         made.add(private)
     bind("--ro-bind", str(mounts.build / "hw3"), str(mounts.package_dir))
     bind("--ro-bind", str(mounts.submission), f"{HOME}/submission/{mounts.submission.name}")
@@ -244,16 +244,17 @@ def private_folder(prefix: str, uid: int | None) -> Path:
 
 
 def folder_size(folder: Path) -> int:
-    """Bytes in the regular files directly under `folder` (the socket folder is flat)."""
+    """Bytes the entries directly under `folder` use (the socket folder is flat): file sizes, at least 4 KiB
+    per entry (so a million empty files count), and 1 TiB for a folder (none belongs there)."""
     total = 0
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
                 try:
-                    if entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-                    elif entry.is_dir(follow_symlinks=False):
-                        total += 2**40  # no folders belong here
+                    if entry.is_dir(follow_symlinks=False):
+                        total += 2**40
+                    else:
+                        total += max(entry.stat(follow_symlinks=False).st_size, 4096)
                 except OSError:
                     continue
     except OSError:
