@@ -460,3 +460,38 @@ def test_q4_4b():
     given = {"Justice League is terrible. I hated it.": 0.1, "Avengers was great!!": 0.9, "Mine.": 0.5}
     assert_loses(grade("q4.4b", given), "two reviews of your own", "two reviews")
     assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}), "probabilities in [0, 1]", "predict_sentiment")
+
+
+# Trivial and forged answers ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("qid, trivial", [
+    ("q2", lambda xs: 0.5),
+    ("q3a", lambda beta: [0.0, 0.0, 0.0]),
+    ("q4.2b", lambda model: 0),
+    ("q4.3a", lambda preds, y: 0.5),
+    ("q4.3b", lambda model, iterator, optimizer, criterion: (0.5, 0.5)),
+    ("q4.3c", lambda model, iterator, criterion: (0.5, 0.5)),
+])
+def test_a_function_that_ignores_its_inputs_earns_nothing(qid, trivial):
+    result = grade(qid, trivial)
+    assert result.points == 0, summary_line(result)
+
+
+def test_identity_weights_are_right_only_for_huge_beta():
+    result = grade("q3b", lambda X: (torch.eye(3, dtype=torch.float64), torch.zeros(3, X.shape[1], dtype=torch.float64)))
+    assert set(lost(result)) == {"weights W", "outputs Y = W X"}  # W → I is the huge-β answer, and finite
+
+
+def test_a_constant_probability_earns_nothing(bundled_tokenizer):
+    result = grade("q4.4a", lambda model, tokenizer, sentence: 0.5, None, bundled_tokenizer)
+    assert result.points == 0, summary_line(result)
+
+
+@pytest.mark.parametrize("qid", [q.id for q in auto_questions()])
+def test_probe_data_of_the_wrong_shape_fails_every_sub_test(qid):
+    from hw3.grading.checks import score_safely
+
+    inputs = BY_ID[qid].exercise.inputs(random.Random(1))
+    for forged in ([], {}, None, "passed", [[]] * 3, {"short": [], "long": []}, {"result": {}, "params": {}, "modes": [[True, True]]}):
+        result = score_safely(qid, inputs, forged)
+        assert result.points == 0, (qid, forged, summary_line(result))

@@ -16,7 +16,7 @@ import io
 import random
 from typing import Any
 
-from .exercise import CheckFailed, Exercise, describe_exception, fresh_rng, one_line
+from .exercise import CheckFailed, Exercise, Unreadable, describe_exception, fresh_rng, one_line
 from .questions import BY_ID, format_points
 from .results import QuestionResult, TestResult
 
@@ -66,7 +66,8 @@ def score_safely(qid: str, inputs: dict, outputs: Any) -> QuestionResult:
     try:
         tests = exercise.score(inputs, outputs)
     except Exception as exc:
-        message = one_line(f"the returned values could not be read ({type(exc).__name__})")
+        message = one_line(str(exc) if isinstance(exc, Unreadable) else
+                           f"the returned values could not be read ({type(exc).__name__})")
         tests = [TestResult(t.name, 0.0, t.points, message) for t in exercise.tests]
     return QuestionResult.from_tests(qid, q.title, q.max_points, tests)
 

@@ -90,11 +90,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         return sandbox.kernel_command(kernel, launch.mounts, launch.limits, launch.uid, launch.env)
 
 
-MAX_MESSAGE_BYTES = 256 * 2**20  # a bigger message from the kernel drops its connection: the cell counts as broken
+MAX_MESSAGE_BYTES = 8 * 2**20  # a bigger message from the kernel drops its connection: the cell counts as broken
 
 
 def kernel_manager(launch: Launch) -> SandboxedKernelManager:
-    """A kernel manager for one run: ipc transport in the launch's socket folder, messages at most 256 MiB."""
+    """A kernel manager for one run: ipc transport in the launch's socket folder, messages at most 8 MiB."""
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc", context=context)
@@ -105,17 +105,27 @@ def kernel_manager(launch: Launch) -> SandboxedKernelManager:
 
 
 class DiskWatch:
-    """Kills the kernel when the socket folder (the only folder the sandbox shares) grows past the disk limit."""
+    """Kills the kernel when the socket folder (the only folder the sandbox shares) grows past the disk limit,
+    or when the free space of its file system drops by more than that (files written after being unlinked)."""
 
     def __init__(self, folder: Path, limit_bytes: int, kill: Callable[[], None]) -> None:
         self.folder, self.limit, self.kill = folder, limit_bytes, kill
         self.tripped = False
+        self._free = self._free_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
+    def _free_bytes(self) -> int:
+        try:
+            stats = os.statvfs(self.folder)
+        except OSError:
+            return 0
+        return stats.f_bavail * stats.f_frsize
+
     def _watch(self) -> None:
         while not self._stop.wait(0.25):
-            if sandbox.folder_size(self.folder) > self.limit:
+            if (sandbox.folder_size(self.folder) > self.limit
+                    or self._free - self._free_bytes() > self.limit):
                 self.tripped = True
                 self.kill()
                 return
@@ -212,6 +222,9 @@ def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, lim
             raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
                                  f"folder and was stopped") from None
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
+    except Exception as exc:  # the kernel answered with something nbclient cannot read: the cell broke it
+        raise _Broken(index, one_line(f"cell {index + 1} broke the kernel's connection to the grader "
+                                      f"({type(exc).__name__})")) from None
     error = first_error(cell.outputs)
     return cell_error(index, error, limits) if error else None
 
@@ -224,6 +237,9 @@ def _run_final(client: CappedClient, cell: nbformat.NotebookNode, index: int) ->
         return f"the grader's final check did not finish within {client.timeout:g} s", True
     except DeadKernelError:
         return "a checked function stopped the Python kernel during the grader's probes", True
+    except Exception as exc:
+        return one_line(f"the notebook broke the kernel's connection to the grader during its probes "
+                        f"({type(exc).__name__})"), True
     error = first_error(cell.outputs)
     return (one_line(f"the grader's final check failed ({error})") if error else None), False
 

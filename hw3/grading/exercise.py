@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import math
 import random
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,6 +171,18 @@ def returned(result: Any, what: str) -> Any:
     return result["value"]
 
 
+def paired(inputs: list, outputs: Any, what: str = "the probe") -> list[tuple[Any, Any]]:
+    """(input, output) pairs; Unreadable unless `outputs` is a list with one entry per input.
+
+    Raised outside any `Marks.read`, it fails every sub-test of the question (`checks.score_safely`): a probe
+    that returns fewer results than inputs earns nothing, whichever inputs are missing.
+    """
+    if not isinstance(outputs, list) or len(outputs) != len(inputs):
+        count = len(outputs) if isinstance(outputs, list) else "no list of"
+        raise Unreadable(f"{what} returned {count} results for {len(inputs)} inputs")
+    return list(zip(inputs, outputs))
+
+
 def unwrap(value: Any) -> Any:
     """A tensor's or array's values (from `plain`), else the value itself."""
     if isinstance(value, dict) and "value" in value and "shape" in value:
@@ -238,8 +251,10 @@ def describe_exception(exc: BaseException, limit: int = 100) -> str:
 
 
 def one_line(text: str, limit: int = REASON_LIMIT) -> str:
-    """Collapse whitespace to one line and cut it to `limit` characters."""
+    """Collapse whitespace to one line, show control and format characters (terminal escapes, bidi overrides)
+    as `\\xNN`/`\\uNNNN` so they cannot act on a terminal or a report, and cut it to `limit` characters."""
     flat = " ".join(str(text)[: limit * 20].split())
+    flat = "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in flat)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

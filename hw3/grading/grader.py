@@ -17,6 +17,7 @@ when the answer cell still holds the placeholder.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -193,16 +194,21 @@ def _reference(folder: str) -> Reference:
 
 @lru_cache(maxsize=1)
 def grading_build() -> Path:
-    """The grading build of hw3 (references withheld), built once per process in a world-readable folder."""
-    root = Path(tempfile.gettempdir()) / "hw3-grading-builds"
-    root.mkdir(mode=0o755, exist_ok=True)
-    if root.is_symlink() or not root.is_dir():
-        raise NotebookError(f"{root} is not a folder: remove it")
-    build = withheld.build(root)
-    sandboxing.user_files(build, sandboxing.SANDBOX_UID)
-    for path in (build / "etc", *(build / "etc").iterdir()):
+    """The grading build of hw3 (references withheld) and the sandbox's passwd files, made once per process in
+    a private folder (removed at exit)."""
+    root = Path(tempfile.mkdtemp(prefix="hw3-build-", dir=short_tmp()))
+    atexit.register(shutil.rmtree, root, True)
+    withheld.build(root)
+    sandboxing.user_files(root, sandboxing.SANDBOX_UID)
+    for path in (root / "etc", *(root / "etc").iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return build
+    return root
+
+
+def short_tmp() -> str:
+    """A temporary folder with a short path: unix socket paths must stay under 108 bytes."""
+    folder = tempfile.gettempdir()
+    return folder if len(folder) <= 40 else "/tmp"
 
 
 def student_name(submission: Path) -> str:
@@ -287,7 +293,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
     pending = list(calls)
     first: Execution | None = None
     uid = sandboxing.SANDBOX_UID + settings.slot
-    with tempfile.TemporaryDirectory(prefix="hw3-grade-", ignore_cleanup_errors=True) as scratch:
+    with tempfile.TemporaryDirectory(prefix="hw3-grade-", dir=short_tmp(), ignore_cleanup_errors=True) as scratch:
         private = sandboxing.private_folder(f"{scratch}/copy-", uid)
         copy = private / path.name
         copy.write_text(nbformat.writes(nb), encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .exercise import Exercise, Marks, Test, Unreadable, close, fmt, number, numbers, returned
+from .exercise import Exercise, Marks, Test, Unreadable, close, fmt, number, numbers, paired, returned
 from .results import TestResult
 
 
@@ -46,7 +46,7 @@ class RnnOutput(Exercise):
 
         marks = Marks(self.tests)
         for part, test in (("plain", self.tests[0].name), ("ties", self.tests[1].name)):
-            for xs, result in zip(inputs[part], outputs[part]):
+            for xs, result in paired(inputs[part], outputs[part]):
                 shown = f"rnn_output({xs})"
                 with marks.read(test, input=shown):
                     got = number(returned(result, shown), shown)
@@ -54,9 +54,6 @@ class RnnOutput(Exercise):
                     if not close(got, expected, abs_=1e-6):
                         marks.fail(test, f"{shown} returned {got:.6g}, expected y_T = {expected:.6g}", shown,
                                    _rnn_hint(got, expected))
-        if len(outputs["plain"]) != len(inputs["plain"]) or len(outputs["ties"]) != len(inputs["ties"]):
-            for test in self.tests:
-                marks.fail(test.name, "the probe returned too few results")
         return marks.results()
 
 
@@ -91,7 +88,7 @@ class Norms(Exercise):
         from hw3.attention import token_norms, tokens
 
         marks = Marks(self.tests)
-        for beta, result in zip(inputs["betas"], outputs):
+        for beta, result in paired(inputs["betas"], outputs):
             shown = f"norms({beta:.6g})"
             with marks.read("norms", input=shown):
                 got = numbers(returned(result, shown), shown, (3,))
@@ -102,8 +99,6 @@ class Norms(Exercise):
                     hint = ("these are the squared norms: take the square root" if _all_close(got, squared) else
                             "b is orthogonal to d and c, so ‖d + b‖² = ‖d‖² + ‖b‖² = 2β²")
                     marks.fail("norms", f"{shown} returned {fmt(got)}, expected {fmt(expected)}", shown, hint)
-        if len(outputs) != len(inputs["betas"]):
-            marks.fail("norms", "the probe returned too few results")
         return marks.results()
 
 
@@ -143,7 +138,7 @@ class Attention(Exercise):
         from hw3.attention import self_attention
 
         marks = Marks(self.tests)
-        for case, result in zip(inputs["cases"], outputs):
+        for case, result in paired(inputs["cases"], outputs):
             shown = f"self_attention(X) for {case['description']}"
             names = [t.name for t in self.tests] if case["huge"] else [t.name for t in self.tests[:2]]
             with marks.read(*names, input=shown):
@@ -161,14 +156,12 @@ class Attention(Exercise):
                                "subtract each row's maximum score before exp (softmax is shift-invariant)")
                     continue
                 if not torch.allclose(W, W_ref, rtol=1e-5, atol=1e-8):
-                    marks.fail("weights W", f"{shown}: W = {fmt(W.tolist())}, expected {fmt(W_ref.tolist())}", shown,
-                               _attention_hint(W, X))
+                    for name in (n for n in names if n != "outputs Y = W X"):  # for huge β, finite but wrong is no pass
+                        marks.fail(name, f"{shown}: W = {fmt(W.tolist())}, expected {fmt(W_ref.tolist())}", shown,
+                                   _attention_hint(W, X))
                 if not torch.allclose(Y, Y_ref, rtol=1e-5, atol=1e-6):
                     marks.fail("outputs Y = W X", f"{shown}: Y differs from W X (expected {fmt(Y_ref.tolist())})",
                                shown, "Y is the weighted sum of the tokens: Y = W @ X")
-        if len(outputs) != len(inputs["cases"]):
-            for test in self.tests:
-                marks.fail(test.name, "the probe returned too few results")
         return marks.results()
 
 

@@ -18,7 +18,8 @@ mount, IPC, UTS and network namespaces:
 - Environment: cleared, then an allow-list (`sandbox_env`): nothing of the grader's.
 - Limits: memory (RLIMIT_AS, or RLIMIT_DATA where an NVIDIA driver is present: CUDA reserves huge address
   ranges), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE), open files, no core dumps; disk through the
-  tmpfs sizes.
+  tmpfs sizes; a seccomp filter denies the kernel keyrings (shared by every process of a uid, they would
+  carry data from one submission to the next).
 - Processes: the PID namespace ends with the kernel: when it exits or is killed, every process it started
   (forks, `setsid` daemons, double forks) is killed by the kernel of the OS, not by a sweep by name.
 
@@ -50,6 +51,13 @@ SYMLINKS = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64":
 LIMITS_LAUNCHER = """\
 import os, resource, sys
 memory_kind, memory, nproc, fsize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+program, command = bytes.fromhex(sys.argv[5]), sys.argv[6:]
+if program and "@SECCOMP@" in command:
+    read, write = os.pipe()
+    os.write(write, program)
+    os.close(write)
+    os.set_inheritable(read, True)
+    command = [str(read) if word == "@SECCOMP@" else word for word in command]
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
@@ -58,8 +66,16 @@ if nproc:
 if memory:
     which = resource.RLIMIT_AS if memory_kind == "as" else resource.RLIMIT_DATA
     resource.setrlimit(which, (memory, memory))
-os.execvp(sys.argv[5], sys.argv[5:])
+os.execvp(command[0], command)
 """
+
+# Kernel keyrings are shared by every process of a uid, across namespaces: a submission could leave data there
+# for the next one. The sandbox's seccomp filter makes add_key, request_key and keyctl fail with EPERM.
+KEYRING_SYSCALLS = {  # audit arch -> syscall numbers of add_key, request_key, keyctl
+    0xC000003E: (248, 249, 250),  # x86_64
+    0x40000003: (286, 287, 288),  # i386 (compat syscalls on x86_64)
+    0xC00000B7: (217, 218, 219),  # aarch64
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +163,7 @@ class Mounts:
 
 def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]:
     """The bwrap command line, up to and including `--`: namespaces, read-only system, private folders, `env`."""
-    args = ["bwrap", *namespace_args(), "--clearenv", "--proc", "/proc", "--dev", "/dev"]
+    args = ["bwrap", *namespace_args(), "--seccomp", "@SECCOMP@", "--clearenv", "--proc", "/proc", "--dev", "/dev"]
     for name, value in env.items():
         args += ["--setenv", name, value]
     made: set[str] = set()
@@ -204,17 +220,59 @@ def sandbox_env(mounts: Mounts, threads: int = 1) -> dict[str, str]:
     return env
 
 
-def user_files(folder: Path, uid: int) -> None:
-    """etc/passwd and etc/group under `folder` naming the sandbox's student user."""
+def user_files(folder: Path, uid: int, slots: int = 64) -> None:
+    """etc/passwd and etc/group under `folder` naming the student user of each job slot (uid, uid + 1, ...)."""
     (folder / "etc").mkdir(parents=True, exist_ok=True)
-    (folder / "etc" / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nstudent:x:{uid}:{uid}:student:{HOME}:/bin/sh\n")
-    (folder / "etc" / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
+    users = "".join(f"student:x:{u}:{u}:student:{HOME}:/bin/sh\n" for u in range(uid, uid + slots))
+    groups = "".join(f"student:x:{u}:\n" for u in range(uid, uid + slots))
+    (folder / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n" + users)
+    (folder / "etc" / "group").write_text("root:x:0:\n" + groups)
 
 
-def limits_prefix(limits: Limits) -> list[str]:
-    """The launcher that sets the resource limits, then execs the rest of the command."""
-    return [sys.executable, "-c", LIMITS_LAUNCHER, memory_kind(), str(limits.memory_bytes),
-            str(limits.processes if is_root() else 0), str(limits.file_mb * 2**20)]
+def seccomp_program() -> bytes:
+    """A classic-BPF seccomp filter: EPERM for the keyring syscalls (and every x32 syscall), allow the rest."""
+    import struct
+
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    code: list[tuple[int, int, int, int]] = []
+    blocks = list(KEYRING_SYSCALLS.items())
+    for arch, numbers in blocks:  # per arch: [ld arch, jeq arch else next block, ld nr, (jge x32), jeq ×3, ret allow]
+        x32 = arch == 0xC000003E
+        size = 4 + len(numbers) + x32
+        code.append((load, 0, 0, 4))
+        code.append((jeq, 0, size - 1, arch))
+        code.append((load, 0, 0, 0))
+        checks = ([(jge, 0x40000000)] if x32 else []) + [(jeq, n) for n in numbers]
+        for i, (op, value) in enumerate(checks):
+            code.append((op, len(checks) - i, 0, value))  # jump to "ret deny" placed after this block's allow
+        code.append((ret, 0, 0, allow))
+        code.append((ret, 0, 0, deny))
+    code.append((ret, 0, 0, allow))
+    return b"".join(struct.pack("=HBBI", op, jt, jf, k) for op, jt, jf, k in code)
+
+
+def process_count() -> int:
+    """How many processes this user runs now (RLIMIT_NPROC counts them all)."""
+    uid = os.getuid()
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and entry.stat().st_uid == uid
+        except OSError:
+            continue
+    return count
+
+
+def limits_prefix(limits: Limits, seccomp: bool = False) -> list[str]:
+    """The launcher that sets the resource limits (and hands bwrap its seccomp filter), then execs the rest.
+
+    As an ordinary user the process limit counts the user's other processes too, so it is raised by those.
+    """
+    nproc = limits.processes if is_root() else process_count() + limits.processes
+    program = seccomp_program().hex() if seccomp else ""
+    return [sys.executable, "-c", LIMITS_LAUNCHER, memory_kind(), str(limits.memory_bytes), str(nproc),
+            str(limits.file_mb * 2**20), program]
 
 
 def drop_prefix(uid: int) -> list[str]:
@@ -227,7 +285,7 @@ def drop_prefix(uid: int) -> list[str]:
 
 def kernel_command(kernel: list[str], mounts: Mounts, limits: Limits, uid: int, env: dict[str, str]) -> list[str]:
     """The full command that runs `kernel` (e.g. python -m ipykernel_launcher -f FILE) in the sandbox with `env`."""
-    return [*limits_prefix(limits), *bwrap_args(mounts, limits, env), *drop_prefix(uid), *kernel]
+    return [*limits_prefix(limits, seccomp=True), *bwrap_args(mounts, limits, env), *drop_prefix(uid), *kernel]
 
 
 def unsandboxed_command(kernel: list[str], limits: Limits) -> list[str]:

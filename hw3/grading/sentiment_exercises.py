@@ -15,8 +15,8 @@ import random
 import sys
 from typing import Any
 
-from .exercise import (Exercise, Marks, Test, Unreadable, attempt, close, describe_plain, number, numbers, plain,
-                       returned)
+from .exercise import (Exercise, Marks, Test, Unreadable, attempt, close, describe_plain, number, numbers, paired,
+                       plain, returned, unwrap)
 from .results import TestResult
 
 HISTORY_KEYS = ("train_loss", "train_acc", "valid_loss", "valid_acc")
@@ -264,7 +264,7 @@ class CountParameters(Exercise):
     def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
         marks = Marks(self.tests)
         name = self.tests[0].name
-        for spec, result in zip(inputs["models"], outputs):
+        for spec, result in paired(inputs["models"], outputs):
             model = self.build(spec)
             shown = (f"count_parameters(Embedding({spec['vocab']}, {spec['dim']}) → GRU({spec['dim']}, {spec['hidden']}) "
                      f"→ Linear({spec['hidden']}, {spec['out']}), {len(spec['frozen'])} tensors frozen)")
@@ -277,8 +277,6 @@ class CountParameters(Exercise):
                         "sum p.numel() over model.parameters() that require gradients"
                     marks.fail(name, f"returned {got:g} for a model with {expected} trainable of {total} parameters",
                                shown, hint)
-        if len(outputs) != len(inputs["models"]):
-            marks.fail(name, "the probe returned too few results")
         return marks.results()
 
 
@@ -353,7 +351,7 @@ class BinaryAccuracy(Exercise):
 
         marks = Marks(self.tests)
         fraction, rounding = (t.name for t in self.tests)
-        for case, result in zip(inputs["cases"], outputs):
+        for case, result in paired(inputs["cases"], outputs):
             logits, labels = torch.tensor(case["logits"]), torch.tensor(case["labels"])
             shown = f"binary_accuracy(preds={short(case['logits'])}, y={short(case['labels'])})"
             with marks.read(fraction, rounding, input=shown):
@@ -368,13 +366,13 @@ class BinaryAccuracy(Exercise):
                         break
                 else:
                     no_sigmoid = float((torch.round(logits) == labels).float().mean())
-                    hint = ("rounded the logits without a sigmoid: round torch.sigmoid(preds)" if close(got, no_sigmoid)
-                            else "compare torch.round(torch.sigmoid(preds)) with y and take the mean")
-                    if not 0 <= got <= 1:
-                        marks.fail(fraction, f"{shown} returned {got:.4g}, expected a fraction in [0, 1]", shown)
-                    marks.fail(rounding, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown, hint)
-        if len(outputs) != len(inputs["cases"]):
-            marks.fail(rounding, "the probe returned too few results")
+                    if close(got, no_sigmoid):  # a fraction, from the wrong rounding: only the rounding is wrong
+                        marks.fail(rounding, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown,
+                                   "rounded the logits without a sigmoid: round torch.sigmoid(preds)")
+                        continue
+                    hint = "compare torch.round(torch.sigmoid(preds)) with y and take the mean"
+                    for test in (fraction, rounding):  # a value no known computation gives: neither is shown right
+                        marks.fail(test, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown, hint)
         return marks.results()
 
 
@@ -441,6 +439,17 @@ def same_values(a: Any, b: dict[str, list], rel: float = 1e-4, abs_: float = 1e-
     return True
 
 
+def ran_the_model(result: Any, reference: dict) -> bool:
+    """True when the returned loss is the reference's mean or sum over the batches: evidence that the function
+    really ran the model on them, which the mode and update sub-tests require (flags alone earn nothing)."""
+    try:
+        loss = float(unwrap(result["value"][0]))
+        ref_loss = float(reference["result"]["value"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return False
+    return close(loss, ref_loss) or close(loss, 3 * ref_loss)
+
+
 def score_mean(marks: Marks, test: str, what: str, result: Any, reference: dict, accuracies: list[float]) -> None:
     """The returned (mean loss, mean accuracy) must match the reference's; the accuracy may be the recorder's mean."""
     got = returned(result, what)
@@ -490,7 +499,10 @@ class Train(Exercise):
                 else:
                     hint = "one optimizer step per batch: zero_grad, forward, loss, backward, step"
                 marks.fail(updates, "after one epoch the parameters differ from the reference's", self.what, hint)
-            if not all(training for training, _ in outputs["modes"]):
+            if not (ran_the_model(outputs["result"], trajectory) or not marks.failed(updates)):
+                marks.fail(mode, f"{self.what} did not train the model on the batches", self.what,
+                           "for each batch: zero_grad, forward, loss, backward, step")
+            elif not all(training for training, _ in outputs["modes"]):
                 marks.fail(mode, f"{self.what} ran the model in eval mode", self.what, "call model.train() at the start")
             elif not all(grad for _, grad in outputs["modes"]):
                 marks.fail(mode, f"{self.what} ran the model without gradients", self.what,
@@ -521,6 +533,8 @@ class Evaluate(Exercise):
             returned(outputs["result"], self.what)
             if not outputs["modes"]:
                 raise Unreadable(f"{self.what} never called the model: loop over the batches with `for x, y in iterator`")
+            if not ran_the_model(outputs["result"], reference):
+                raise Unreadable(f"{self.what} did not return the loss of the model on the batches")
             if any(training for training, _ in outputs["modes"]):
                 marks.fail(mode, f"{self.what} ran the model in training mode", self.what,
                            "dropout left on in evaluation: call model.eval() at the start")
@@ -655,17 +669,20 @@ class PredictSentiment(Exercise):
             return {"no special tokens": float(torch.sigmoid(torch.tensor(bare))), "no sigmoid": logit,
                     "neither": bare}
 
-        for text, result in zip(inputs["short"], outputs["short"]):
+        short_pairs = paired(inputs["short"], outputs["short"])
+        (_, long_result), = paired([inputs["long"]], outputs["long"])
+        for text, result in short_pairs:
             shown = f"predict_sentiment(model, tokenizer, {text!r})"
             with marks.read(special, sigmoid, a_float, input=shown):
                 got = number(returned(result, shown), shown)
-                if not result.get("python_float"):
-                    marks.fail(a_float, f"{shown} returned {describe_plain(result.get('value'))}, expected a float", shown,
-                               "return prediction.item()")
                 expected = predict_sentiment(tiny, tokenizer, text)
-                if close(got, expected):
+                found = "right" if close(got, expected) else next(
+                    (name for name, value in variants(text).items() if close(got, value)), None)
+                if not result.get("python_float") or found is None:
+                    marks.fail(a_float, f"{shown} returned {describe_plain(result.get('value'))}, expected a float "
+                                        f"probability", shown, "return prediction.item()" if found else "")
+                if found == "right":
                     continue
-                found = next((name for name, value in variants(text).items() if close(got, value)), None)
                 if found in ("no special tokens", "neither"):
                     marks.fail(special, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown,
                                "no [CLS]/[SEP]: put init_token_idx before the ids and eos_token_idx after them")
@@ -680,15 +697,12 @@ class PredictSentiment(Exercise):
                     marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown, hint)
         shown = "predict_sentiment(model, tokenizer, <a 600-word review>)"
         with marks.read(cut, input=shown, hint="cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]"):
-            result = outputs["long"][0]
-            got = number(returned(result, shown), shown)
+            got = number(returned(long_result, shown), shown)
             expected = predict_sentiment(tiny, tokenizer, inputs["long"])
             candidates = [expected, *variants(inputs["long"]).values()]
             if not any(close(got, value) for value in candidates):
                 marks.fail(cut, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown,
                            "cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]")
-        if len(outputs["short"]) != len(inputs["short"]):
-            marks.fail(special, "the probe returned too few results")
         return marks.results()
 
 
@@ -715,6 +729,9 @@ class Predictions(Exercise):
             if len([t for t, _ in new if isinstance(t, str) and t.strip()]) < 2:
                 marks.fail(own, f"predictions has {len(new)} review(s) of your own, expected at least 2 besides the "
                                 f"given ones", hint="add two reviews you wrote or found")
+            if not new:
+                marks.fail(probabilities, "predictions holds no review of your own to score",
+                           hint="store predict_sentiment(model, tokenizer, review)")
             for text, p in new:
                 shown = f"predictions[{str(text)[:40]!r}]"
                 value = number(p, shown)

@@ -5,14 +5,14 @@ graded exercise (each Exercise's `references`, e.g. `hw3.rnn:closed_form`) by a 
 withheld, so a submission that imports or calls hw3's solution of an exercise earns nothing for it: the
 code is not in the sandbox. Helpers the notebooks hand out (tokens, tiny models, BucketIterator, ...)
 stay. A marker module `hw3/_grading_build.py` tells `check()` cells to defer to the grader. The build is
-byte-compiled, world-readable, and content-addressed: its folder name is a hash of the sources.
+byte-compiled and world-readable, and made afresh by each grading process in a private folder of its own
+(mode 0700: nobody else can plant or change it; the sandbox reaches it only through its bind mount).
 """
 
 from __future__ import annotations
 
 import ast
 import compileall
-import hashlib
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -70,30 +70,16 @@ def strip_module(source: str, module: str, names: set[str]) -> str:
     return ast.unparse(tree) + "\n"
 
 
-def source_digest() -> str:
-    """A hash of the package's sources and of the withheld list: the build's identity."""
-    digest = hashlib.sha256(repr(sorted((m, sorted(n)) for m, n in withheld_functions().items())).encode())
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def build(folder: Path) -> Path:
-    """Write the grading build under folder/<digest>/hw3 (once) and return folder/<digest>."""
-    root = Path(folder) / source_digest()
-    if (root / "hw3" / MARKER).is_file():
-        return root
-    staging = Path(folder) / f".{root.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(PACKAGE_DIR, staging / "hw3", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """Write the grading build under `folder` (folder/hw3) and return `folder`."""
+    root = Path(folder)
+    shutil.copytree(PACKAGE_DIR, root / "hw3", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for module, names in withheld_functions().items():
-        path = staging / Path(*module.split(".")).with_suffix(".py")
+        path = root / Path(*module.split(".")).with_suffix(".py")
         path.write_text(strip_module(path.read_text(encoding="utf-8"), module, names), encoding="utf-8")
-    (staging / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.withheld)."""\n')
-    compileall.compile_dir(str(staging / "hw3"), quiet=1, workers=1)
-    for path in [staging, *staging.rglob("*")]:
+    (root / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.withheld)."""\n')
+    compileall.compile_dir(str(root / "hw3"), quiet=1, workers=1)
+    for path in (root / "hw3").rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
+    (root / "hw3").chmod(0o755)
     return root
