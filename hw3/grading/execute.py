@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -79,6 +80,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel runs through `sandbox.kernel_command` and listens on unix sockets."""
 
     launch: Launch | None = None
+    cgroup: sandbox.Cgroup | None = None
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         launch = self.launch
@@ -87,7 +89,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
         if launch.mounts is None:
             return sandbox.unsandboxed_command(kernel, launch.limits)
-        return sandbox.kernel_command(kernel, launch.mounts, launch.limits, launch.uid, launch.env)
+        return sandbox.kernel_command(kernel, launch.mounts, launch.limits, launch.uid, launch.env, self.cgroup)
 
 
 MAX_MESSAGE_BYTES = 8 * 2**20  # a bigger message from the kernel drops its connection: the cell counts as broken
@@ -211,7 +213,7 @@ def cell_error(index: int, error: str, limits: Limits) -> str:
 
 
 def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
-              watch: "DiskWatch") -> str | None:
+              watch: "DiskWatch", cgroup: sandbox.Cgroup | None) -> str | None:
     """Execute one notebook cell: its one-line error, or None; _Broken when it hangs or kills the kernel."""
     try:
         client.execute_cell(cell, index)
@@ -221,6 +223,9 @@ def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, lim
         if watch.tripped:
             raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
                                  f"folder and was stopped") from None
+        if cgroup and cgroup.out_of_memory():
+            raise _Broken(index, f"cell {index + 1} used more than the grader's {limits.memory_gb:g} GiB of memory "
+                                 f"(all its processes together) and was stopped: use less memory") from None
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
     except Exception as exc:  # the kernel answered with something nbclient cannot read: the cell broke it
         raise _Broken(index, one_line(f"cell {index + 1} broke the kernel's connection to the grader "
@@ -265,20 +270,25 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
     final = nbformat.v4.new_code_cell(final_source)
     work.cells.append(final)
     km = kernel_manager(launch)
+    km.cgroup = sandbox.Cgroup.create(secrets.token_hex(8), launch.limits) if launch.mounts else None
     client = CappedClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
                           record_timing=False, log=_QUIET, output_limit=launch.limits.output_limit)
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, lambda: _kill(km))
-    with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:
-        for index, cell in enumerate(work.cells[:-1]):
-            if cell.cell_type == "code" and index not in skip:
-                message = _run_cell(client, cell, index, launch.limits, watch)
-                if message:
-                    result.failures[index] = message
-        client.timeout = final_timeout
-        result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
+    try:
+        with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:
+            for index, cell in enumerate(work.cells[:-1]):
+                if cell.cell_type == "code" and index not in skip:
+                    message = _run_cell(client, cell, index, launch.limits, watch, km.cgroup)
+                    if message:
+                        result.failures[index] = message
+            client.timeout = final_timeout
+            result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
+    finally:
+        if km.cgroup:
+            km.cgroup.remove()
     return result
 
 

@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,7 +52,10 @@ SYMLINKS = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64":
 LIMITS_LAUNCHER = """\
 import os, resource, sys
 memory_kind, memory, nproc, fsize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-program, command = bytes.fromhex(sys.argv[5]), sys.argv[6:]
+program, cgroups, command = bytes.fromhex(sys.argv[5]), sys.argv[6], sys.argv[7:]
+for procs in filter(None, cgroups.split(",")):  # join the kernel's cgroups: everything it starts stays in them
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
 if program and "@SECCOMP@" in command:
     read, write = os.pipe()
     os.write(write, program)
@@ -264,15 +268,91 @@ def process_count() -> int:
     return count
 
 
-def limits_prefix(limits: Limits, seccomp: bool = False) -> list[str]:
-    """The launcher that sets the resource limits (and hands bwrap its seccomp filter), then execs the rest.
+def limits_prefix(limits: Limits, seccomp: bool = False, cgroup: "Cgroup | None" = None) -> list[str]:
+    """The launcher that sets the resource limits, joins the kernel's cgroup and hands bwrap its seccomp filter,
+    then execs the rest.
 
     As an ordinary user the process limit counts the user's other processes too, so it is raised by those.
     """
     nproc = limits.processes if is_root() else process_count() + limits.processes
     program = seccomp_program().hex() if seccomp else ""
+    procs = ",".join(str(p) for p in cgroup.procs) if cgroup else ""
     return [sys.executable, "-c", LIMITS_LAUNCHER, memory_kind(), str(limits.memory_bytes), str(nproc),
-            str(limits.file_mb * 2**20), program]
+            str(limits.file_mb * 2**20), program, procs]
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class Cgroup:
+    """A memory and process cgroup for one kernel (as root, where cgroup v1 or v2 is writable), so the limits
+    hold for all its processes together, tmpfs pages included: `memory_gb` and `processes` of `Limits`.
+
+    `create` returns None where no cgroup can be made (an ordinary user, no controllers): the per-process
+    resource limits then stand alone.
+    """
+
+    def __init__(self, folders: list[Path], v2: bool) -> None:
+        self.folders, self.v2 = folders, v2
+
+    @property
+    def procs(self) -> list[Path]:
+        return [folder / "cgroup.procs" for folder in self.folders]
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> "Cgroup | None":
+        if not is_root():
+            return None
+        v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
+        settings = ({"": {"memory.max": limits.memory_bytes, "pids.max": limits.processes}} if v2 else
+                    {"memory": {"memory.limit_in_bytes": limits.memory_bytes}, "pids": {"pids.max": limits.processes}})
+        folders = []
+        try:
+            for controller, values in settings.items():
+                folder = CGROUP_ROOT / controller / f"hw3-{name}" if controller else CGROUP_ROOT / f"hw3-{name}"
+                folder.mkdir()
+                folders.append(folder)
+                for key, value in values.items():
+                    if value:
+                        (folder / key).write_text(str(value))
+        except OSError:
+            cls(folders, v2).remove()
+            return None
+        return cls(folders, v2)
+
+    def out_of_memory(self) -> bool:
+        """True when the kernel of the OS killed a process of this cgroup for memory."""
+        for folder in self.folders:
+            for name in ("memory.events", "memory.oom_control"):
+                try:
+                    text = (folder / name).read_text()
+                except OSError:
+                    continue
+                if any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in text.splitlines()
+                       if len(line.split()) == 2):
+                    return True
+        return False
+
+    def remove(self) -> None:
+        """Kill what is left in the cgroup and remove it."""
+        for folder in self.folders:
+            for _ in range(50):
+                try:
+                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, 9)
+                    except OSError:
+                        pass
+                time.sleep(0.02)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def drop_prefix(uid: int) -> list[str]:
@@ -283,9 +363,11 @@ def drop_prefix(uid: int) -> list[str]:
             "--bounding-set=-all", "--no-new-privs", "--"]
 
 
-def kernel_command(kernel: list[str], mounts: Mounts, limits: Limits, uid: int, env: dict[str, str]) -> list[str]:
+def kernel_command(kernel: list[str], mounts: Mounts, limits: Limits, uid: int, env: dict[str, str],
+                   cgroup: Cgroup | None = None) -> list[str]:
     """The full command that runs `kernel` (e.g. python -m ipykernel_launcher -f FILE) in the sandbox with `env`."""
-    return [*limits_prefix(limits, seccomp=True), *bwrap_args(mounts, limits, env), *drop_prefix(uid), *kernel]
+    return [*limits_prefix(limits, seccomp=True, cgroup=cgroup), *bwrap_args(mounts, limits, env),
+            *drop_prefix(uid), *kernel]
 
 
 def unsandboxed_command(kernel: list[str], limits: Limits) -> list[str]:
