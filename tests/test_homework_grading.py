@@ -51,7 +51,8 @@ def report(tmp_path_factory) -> dict:
     nbformat.write(tampered_q4(), student / KEYS[1])
     out = student.parent / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(student), "--json", str(out)],
+    result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(student), "--json", str(out),
+                             "--store", str(student.parent / "grades.sqlite")],
                             capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())

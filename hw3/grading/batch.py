@@ -298,7 +298,8 @@ class Progress:
     """Reports each finished submission: a tqdm bar with an ETA on a terminal (and the submission's table on
     stdout), else one line per submission on stderr."""
 
-    def __init__(self, total: int, table: Callable[[Report], str], stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, table: Callable[[Report], str], stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
         self.total, self.count, self.table, self.stream = total, 0, table, stream
         self.bar = None
         if stream.isatty():
