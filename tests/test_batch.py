@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -310,3 +313,45 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
     monkeypatch.setattr(batch, "grade_submission", no_kernels)
     assert hw3(*args[:-1], "second.json") == 0
     assert Path("second.json").read_bytes() == Path("first.json").read_bytes()
+
+
+def test_a_second_ctrl_c_while_writing_the_outputs_is_one_line_and_keeps_the_store(course, capsys, monkeypatch):
+    from hw3.grading import report
+
+    def interrupted(target, text):
+        raise KeyboardInterrupt
+
+    write_atomic = report.write_atomic
+    monkeypatch.setattr(report, "write_atomic", interrupted)
+    assert grade(course, "--json", "out.json") == 130
+    assert capsys.readouterr().err.splitlines()[-1] == ("hw3 grade: interrupted: everything graded so far is in the "
+                                                        "store; run the same command again to finish")
+    again = FakeGrader()
+    monkeypatch.setattr(report, "write_atomic", write_atomic)
+    assert grade(course, "--json", "out.json", fake=again) == 0
+    assert again.calls == [] and len(read_json(Path("out.json"))) == 5
+
+
+def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
+    subs = write_course(tmp_path, {})
+    for name in ("one", "two", "three", "four"):
+        (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--reference", "notebooks",
+               "--timeout", "30", "--jobs", "2", "--json", "out.json"]
+    grading = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = grading.stderr.readline()  # the first submission is graded and stored
+    assert first.startswith("graded "), first
+    kernels = subprocess.run(["pgrep", "-P", str(grading.pid)], capture_output=True, text=True).stdout.split()
+    grading.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    rest = grading.communicate(timeout=30)[1]
+    assert grading.returncode == 130 and time.monotonic() - start < 10, rest
+    assert rest.splitlines()[-1].startswith("hw3 grade: interrupted: ") and "Traceback" not in rest
+    done = read_json(tmp_path / "out.json")
+    assert 1 <= len(done) < 4 and all(r["total"] == 6 for r in done)
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in kernels) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in kernels if Path(f"/proc/{pid}").exists()]  # the kernels in flight stopped too

@@ -212,6 +212,15 @@ def _store_path(args: argparse.Namespace, shard: tuple[int, int] | None) -> Path
 def run_grade(args: argparse.Namespace) -> int:
     """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--memory-gb G]
     [--reference DIR] [--jobs N] [--store FILE] [--shard I/N] [--regrade IDS]`."""
+    try:
+        return _grade_batch(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the batch: what was stored stays stored
+        return _fail("grade", "interrupted: everything graded so far is in the store; run the same command "
+                              "again to finish", EXIT_INTERRUPTED)
+
+
+def _grade_batch(args: argparse.Namespace) -> int:
+    """The body of `run_grade`: check the input, grade what the store lacks, write the outputs."""
     from . import batch
     from .grader import ReferenceNotebookError, load_reference
     from .report import table
