@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
 
 if TYPE_CHECKING:
+    from . import batch
     from .results import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -223,8 +224,7 @@ def _grade_batch(args: argparse.Namespace) -> int:
     """The body of `run_grade`: check the input, grade what the store lacks, write the outputs."""
     from . import batch
     from .grader import ReferenceNotebookError, load_reference
-    from .report import table
-    from .store import Store, StoreError
+    from .store import StoreError
 
     try:
         shard = batch.parse_shard(args.shard) if args.shard else None
@@ -247,18 +247,8 @@ def _grade_batch(args: argparse.Namespace) -> int:
         submissions = batch.shard(submissions, *shard)
     settings = batch.Settings(args.reference, args.timeout, args.memory_gb)
     try:
-        with Store(store_path, adopt=regrade == batch.ALL) as store:
-            tasks, reused = batch.plan(submissions, store, regrade)
-            if reused:
-                print(f"hw3 grade: {reused} unchanged submissions keep their reports from {store_path}",
-                      file=sys.stderr)
-            progress = batch.Progress(len(tasks), table)
-            try:
-                outcome = batch.run(tasks, store, settings, grade=batch.grade_submission,
-                                    jobs=args.jobs or batch.default_jobs(args.memory_gb), on_done=progress)
-            finally:
-                progress.close()
-            reports = batch.current_reports(submissions, store)
+        reports, outcome = _grade_into(store_path, submissions, settings, regrade,
+                                       args.jobs or batch.default_jobs(args.memory_gb))
     except StoreError as exc:
         return _fail("grade", str(exc))
     written = _write("grade", outputs, reports)
@@ -267,6 +257,26 @@ def _grade_batch(args: argparse.Namespace) -> int:
                               f"stored in {store_path}; run the same command again to grade the rest",
                      EXIT_INTERRUPTED)
     return written
+
+
+def _grade_into(store_path: Path, submissions: list[batch.Submission], settings: batch.Settings,
+                regrade: frozenset[str] | None, jobs: int) -> tuple[list[Report], batch.Outcome]:
+    """Grade what the store at `store_path` lacks (StoreError when it cannot be used); the batch's current
+    reports from the store afterwards, and what the run did."""
+    from . import batch
+    from .report import table
+    from .store import Store
+
+    with Store(store_path, adopt=regrade == batch.ALL) as store:
+        tasks, reused = batch.plan(submissions, store, regrade)
+        if reused:
+            print(f"hw3 grade: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
+        progress = batch.Progress(len(tasks), table)
+        try:
+            outcome = batch.run(tasks, store, settings, grade=batch.grade_submission, jobs=jobs, on_done=progress)
+        finally:
+            progress.close()
+        return batch.current_reports(submissions, store), outcome
 
 
 def run_merge(args: argparse.Namespace) -> int:
