@@ -7,6 +7,7 @@ without kernels. One end-to-end test grades the mini answer key with real kernel
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -355,3 +356,22 @@ def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
     while any(Path(f"/proc/{pid}").exists() for pid in kernels) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in kernels if Path(f"/proc/{pid}").exists()]  # the kernels in flight stopped too
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout(capsys):
+    reports = [FakeGrader()(FIXTURE, batch.Settings(FIXTURE, 1, 1)) for _ in range(2)]
+    terminal = Terminal()
+    progress = batch.Progress(2, lambda report: f"table of {report.student}", terminal)
+    for report in reports:
+        progress(report)
+    progress.close()
+    bar = terminal.getvalue()
+    assert "2/2" in bar and "<00:00" in bar  # done of total, elapsed<remaining
+    assert "graded" not in bar and capsys.readouterr().out == "table of mini_answers\n\n" * 2
