@@ -5,7 +5,8 @@
     hw3 predict --checkpoint DIR TEXT...
     hw3 demo [--out DIR]
     hw3 assign [--check]          (answer keys -> student notebooks)
-    hw3 grade NOTEBOOK... [--json FILE]
+    hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--jobs N] [--store FILE] [--shard I/N] [--regrade IDS]
+    hw3 merge-grades STORE... [--json FILE] [--csv FILE] [--gradescope FILE] [--store FILE]
 
 Errors in the input are reported as one line on stderr with exit code 1; usage errors exit 2;
 an interrupted run exits 130 and can be continued with --resume.

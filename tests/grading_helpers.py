@@ -51,11 +51,12 @@ def write_course(root: Path, submissions: dict) -> Path:
 
 
 def grade_all(root: Path, subs: Path, *options) -> dict:
-    """`hw3 grade` every submission (JSON and CSV reports in root/out): rc, root, out and reports by student."""
+    """`hw3 grade` every submission (JSON and CSV reports and the store in root/out): rc, root, out and reports by student."""
     out = root / "out"
     out.mkdir()
     rc = hw3("grade", *sorted(subs.iterdir()), *options, "--reference", root / "notebooks",
-             "--json", out / "grades.json", "--csv", out / "grades.csv", "--key-file", root / "course.key")
+             "--json", out / "grades.json", "--csv", out / "grades.csv", "--key-file", root / "course.key",
+             "--store", out / "grades.sqlite", "--jobs", "1")  # one kernel at a time: steadier cell timings
     reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))
     reports = reports if isinstance(reports, list) else [reports]
     return {"rc": rc, "root": root, "out": out, "reports": {Path(r["submission"]).stem: r for r in reports}}

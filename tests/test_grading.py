@@ -19,6 +19,7 @@ from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_be
 
 from hw3.grading.assign import generate, render, student_notebook, write
 from hw3.grading.questions import QUESTIONS
+from hw3.grading.results import GRADER_VERSION
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +186,8 @@ def test_json_report_shape(graded):
     report = graded["reports"]["correct"]
     assert set(report) == {"submission", "student", "questions", "total", "max_total", "notes", "sandboxed",
                            "grader_version", "digest", "seconds"}
-    assert report["max_total"] == 30 and report["sandboxed"] is True and len(report["digest"]) == 64
+    assert report["max_total"] == 30 and report["student"] == "correct" and report["grader_version"] == GRADER_VERSION
+    assert report["sandboxed"] is True and len(report["digest"]) == 64
     assert [q["id"] for q in report["questions"]] == [q.id for q in QUESTIONS]
     assert all(set(q) == {"id", "title", "points", "max_points", "status", "message", "tests", "rubric"}
                for q in report["questions"])
@@ -206,7 +208,10 @@ def test_csv_has_one_row_per_student(graded):
 def test_gradescope_results_shape(graded):
     results = json.loads((graded["out"] / "results.json").read_text(encoding="utf-8"))
     correct = next(r for r in results if r["score"] == 6)
-    assert all(set(t) == {"name", "score", "max_score", "output"} for t in correct["tests"])
+    assert set(correct) == {"tests", "score", "execution_time", "output"}
+    assert all(set(t) == {"name", "score", "max_score", "status", "visibility", "output"} for t in correct["tests"])
+    assert {t["status"] for t in correct["tests"] if t["score"] == t["max_score"]} == {"passed"}
+    assert {t["status"] for t in correct["tests"] if t["score"] < t["max_score"]} == {"failed"}
     assert sum(t["max_score"] for t in correct["tests"]) == 23  # the auto questions only
 
 
@@ -262,7 +267,7 @@ def test_a_homework_in_several_notebooks_is_graded_per_student_folder(tmp_path):
     write(generate(tmp_path / "answers", tmp_path / "notebooks"))
     assert hw3("grade", tmp_path / "alice", tmp_path / "bob", "--timeout", "20", "--reference",
                tmp_path / "notebooks", "--json", tmp_path / "grades.json", "--csv", tmp_path / "grades.csv",
-               "--key-file", tmp_path / "key") == 0
+               "--key-file", tmp_path / "key", "--store", tmp_path / "grades.sqlite") == 0
     alice, bob = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
     assert checked(alice) == {qid: (points, "passed") for qid, points in CHECKED.items()}
     assert checked(bob) == {"q2": (1.5, "passed"), "q3a": (0.5, "passed"), "q3b": (0, "failed"), "q4.3a": (0, "failed")}
@@ -281,8 +286,11 @@ def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch,
     ref = tmp_path / "ref"
     ref.mkdir()
     (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    assert hw3("grade", FIXTURE, FIXTURE, "--reference", ref, "--json", tmp_path / "grades.json",
-               "--key-file", tmp_path / "key") == 0
+    copies = [tmp_path / "alice.ipynb", tmp_path / "bob.ipynb"]
+    for copy in copies:
+        copy.write_bytes(FIXTURE.read_bytes())
+    assert hw3("grade", *copies, "--reference", ref, "--json", tmp_path / "grades.json",
+               "--key-file", tmp_path / "key", "--store", tmp_path / "grades.sqlite") == 0
     reports = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
     assert [r["notes"] for r in reports] == [["grading crashed (RuntimeError: boom): report it to the course staff"]] * 2
     assert "Traceback" not in capsys.readouterr().err

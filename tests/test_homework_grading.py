@@ -62,7 +62,8 @@ def reports(tmp_path_factory) -> dict:
     out = root / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(root / "key"), str(root / "student"),
-                             "--json", str(out), "--reference", str(root / "notebooks"), "--key-file", str(root / "k")],
+                             "--json", str(out), "--reference", str(root / "notebooks"), "--key-file", str(root / "k"),
+                             "--store", str(root / "grades.sqlite")],
                             capture_output=True, text=True, env=env, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stderr
     return {Path(r["submission"]).name: r for r in json.loads(out.read_text())}

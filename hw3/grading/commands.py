@@ -10,27 +10,45 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .autograder import register as register_autograder
 from .sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
 
-EXIT_OK, EXIT_FAILED = 0, 1
+if TYPE_CHECKING:
+    from . import batch
+    from .grader import Settings
+    from .results import Report
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_STORE = "grades.sqlite"
 
 GRADE_EPILOG = f"""\
 exit status:
   0  grading ran: every submission has a report (students may still have failed,
      and a broken, hostile or foreign notebook is graded 0 with its reason)
-  1  bad input: a missing submission or --reference folder, reference notebooks
-     without check cells, an output file that cannot be written
-  2  usage error: unknown option, bad --timeout or --memory-gb
+  1  bad input: a missing submission or --reference folder, a folder without
+     notebooks or with two students' notebooks, reference notebooks without
+     check cells, an output file that cannot be written, a store written by
+     another grader version
+  2  usage error: unknown option, bad --timeout, --memory-gb, --jobs, --shard
+     or --regrade
+  130 interrupted (Ctrl-C): what was graded is stored; run the same command
+     again to grade the rest
 
 Each notebook runs in its own kernel with --timeout per cell, --memory-gb of memory
 and at most {OUTPUT_LIMIT} characters of output per cell; processes it starts are
-killed after it. A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs)."""
+killed after it. A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs).
 
+Every report is committed to the --store file as soon as it is graded, keyed by
+student with the digest of the submitted notebooks: running the same command again
+grades only new or changed submissions. --json, --csv and --gradescope are written
+from the store when the batch ends. `hw3 merge-grades` combines the stores of --shard runs."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `assign` and `grade` to the CLI; each parser's `handler` default is its handler function."""
+    """Add `assign`, `grade` and `merge-grades` to the CLI; each parser's `handler` default is its handler."""
     assign = subparsers.add_parser(
         "assign", help="generate the student notebooks from the answer keys",
         description="Write notebooks/ from answers/: solution regions become stubs, answers become "
@@ -51,9 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "notebooks when the homework comes in several.")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                        help="a student's .ipynb file, or a folder with one student's notebooks")
-    grade.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
-    grade.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student as CSV")
-    grade.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
+    _output_options(grade)
     grade.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
                        help="time limit for each cell and each check (default: 600)")
     grade.add_argument("--memory-gb", type=_memory_gb, default=DEFAULT_MEMORY_GB, metavar="GIB",
@@ -63,13 +79,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
                        help="the released student notebooks, whose check cells submissions must keep "
                             "(default: notebooks)")
+    grade.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                       help="submissions graded at once (default: the CPUs, and no more kernels than the "
+                            "available memory holds at --memory-gb each)")
+    grade.add_argument("--store", type=Path, default=None, metavar="FILE",
+                       help=f"SQLite file of the batch's results, reused and extended by later runs (default: "
+                            f"{DEFAULT_STORE} in the current folder; grades-I-of-N.sqlite with --shard I/N)")
+    grade.add_argument("--shard", metavar="I/N",
+                       help="grade only part I of N (1 ≤ I ≤ N) of the submissions sorted by student name")
+    grade.add_argument("--regrade", metavar="IDS",
+                       help="regrade these questions (comma-separated ids, e.g. q4.3b,q4.4a) for every "
+                            "submission and merge them into its stored report; all: regrade everything")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run kernels without the bubblewrap sandbox (only where it cannot start; every report "
                             "says so)")
     grade.add_argument("--key-file", type=Path, metavar="FILE",
                        help="the course key that seeds every student's inputs (default: $HW3_GRADING_KEY or "
                             "./.hw3-grading-key, created on first use)")
+    grade.add_argument("--feedback", type=Path, metavar="DIR",
+                       help="write one Markdown feedback file per student into DIR (safe to hand out)")
+    grade.add_argument("--summary", type=Path, metavar="DIR",
+                       help="write the class summary (summary.md, scores.png, similar solutions) into DIR")
+    grade.add_argument("--manual", type=Path, metavar="CSV",
+                       help="merge hand-graded points (columns: student, then one per manual question id)")
     grade.set_defaults(handler=run_grade)
+
+    merge = subparsers.add_parser(
+        "merge-grades", help="combine the results stores of `hw3 grade --shard` runs",
+        description="Read the --store files of several `hw3 grade` runs (the shards of one batch) and write "
+                    "their reports, sorted by student, as one store and/or JSON, CSV and Gradescope files. "
+                    "Exit 0 when written, 1 for a missing, foreign or conflicting store, 2 for usage errors.")
+    merge.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="a --store file of `hw3 grade`")
+    _output_options(merge)
+    merge.add_argument("--store", type=Path, default=None, metavar="FILE", help="write the merged store")
+    merge.set_defaults(handler=run_merge)
+    register_autograder(subparsers)
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    """--json, --csv and --gradescope: the files rendered from the results."""
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student as CSV")
+    parser.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
 
 
 def _positive_seconds(text: str) -> float:
@@ -82,6 +133,12 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def _memory_gb(text: str) -> float:
     try:
         value = float(text)
@@ -92,9 +149,9 @@ def _memory_gb(text: str) -> float:
     return value
 
 
-def _fail(command: str, message: str) -> int:
+def _fail(command: str, message: str, code: int = EXIT_FAILED) -> int:
     print(f"hw3 {command}: {message}", file=sys.stderr)
-    return EXIT_FAILED
+    return code
 
 
 def run_assign(args: argparse.Namespace) -> int:
@@ -125,48 +182,177 @@ def run_assign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _outputs(args: argparse.Namespace) -> list[tuple[Path, Callable[[list[Report]], str]]]:
+    """(file, renderer) of each output option given."""
+    from .report import RENDERERS
+
+    return [(getattr(args, name), render) for name, render in RENDERERS.items() if getattr(args, name) is not None]
+
+
+def _unwritable(targets: list[Path]) -> str | None:
+    """Why one of the files to write cannot be written (None when all can), before any work starts."""
+    from .report import unwritable
+
+    seen: set[Path] = set()
+    for target in targets:
+        if target.resolve() in seen:
+            return f"{target} is given for two outputs: pass a different file for each"
+        seen.add(target.resolve())
+        problem = unwritable(target)
+        if problem:
+            return problem
+    return None
+
+
+def _write(command: str, outputs: list[tuple[Path, Callable[[list[Report]], str]]], reports: list[Report]) -> int:
+    """Write every output atomically; EXIT_FAILED naming the first that cannot be written."""
+    from .report import write_atomic
+
+    for target, render in outputs:
+        try:
+            write_atomic(target, render(reports))
+        except OSError as exc:
+            return _fail(command, f"cannot write {target} ({exc.strerror})")
+    return EXIT_OK
+
+
+def _store_path(args: argparse.Namespace, shard: tuple[int, int] | None) -> Path:
+    """--store, or the default: grades.sqlite, grades-I-of-N.sqlite for a shard."""
+    if args.store is not None:
+        return args.store
+    return Path(f"grades-{shard[0]}-of-{shard[1]}.sqlite") if shard else Path(DEFAULT_STORE)
+
+
 def run_grade(args: argparse.Namespace) -> int:
     """`hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--gradescope FILE] [--timeout S] [--memory-gb G]
-    [--reference DIR] [--no-sandbox] [--key-file FILE]`."""
-    from . import report
-    from .exercise import describe_exception, one_line
-    from .grader import ReferenceNotebookError, Settings, failed_report, grade_submission, load_reference
-    from .key import KeyError_, key_path, load_key
-    from .sandbox import available
+    [--reference DIR] [--jobs N] [--store FILE] [--shard I/N] [--regrade IDS]`."""
+    try:
+        return _grade_batch(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the batch: what was stored stays stored
+        return _fail("grade", "interrupted: everything graded so far is in the store; run the same command "
+                              "again to finish", EXIT_INTERRUPTED)
 
-    missing = [path for path in args.submissions if not path.exists() and not path.is_symlink()]
-    if missing:
-        return _fail("grade", f"no such file or folder: {missing[0]}")
+
+def _grade_batch(args: argparse.Namespace) -> int:
+    """The body of `run_grade`: check the input, grade what the store lacks, write the outputs."""
+    from . import batch
+    from .grader import ReferenceNotebookError, Settings, load_reference
+    from .key import KeyFileError, key_path, load_key
+    from .manual import ManualScoresError, merge_manual
+    from .sandbox import available
+    from .store import StoreError
+
+    try:
+        shard = batch.parse_shard(args.shard) if args.shard else None
+        regrade = batch.parse_regrade(args.regrade) if args.regrade else None
+    except ValueError as exc:
+        return _fail("grade", str(exc), EXIT_USAGE)
+    try:
+        submissions = batch.find_submissions(args.submissions)
+    except batch.BatchError as exc:
+        return _fail("grade", str(exc))
+    store_path, outputs = _store_path(args, shard), _outputs(args)
+    problem = _unwritable([store_path, *(target for target, _ in outputs)])
+    if problem:
+        return _fail("grade", problem)
     try:
         load_reference(args.reference)
     except ReferenceNotebookError as exc:
         return _fail("grade", str(exc))
+    if shard:
+        submissions = batch.shard(submissions, *shard)
     if not args.no_sandbox and (reason := available()):
         return _fail("grade", reason)
     try:
         key = load_key(key_path(args.key_file))
-    except (KeyError_, OSError) as exc:
+    except (KeyFileError, OSError) as exc:
         return _fail("grade", str(exc))
-    settings = Settings(reference=args.reference, timeout=args.timeout, memory_gb=args.memory_gb,
-                        sandbox=not args.no_sandbox, key=key)
-    outputs = [(target, render) for target, render in
-               ((args.json, report.to_json), (args.csv, report.to_csv), (args.gradescope, report.to_gradescope))
-               if target is not None]
-    for target, _ in outputs:
-        if not target.parent.is_dir():
-            return _fail("grade", f"cannot write {target}: the folder {target.parent} does not exist")
-    reports = []
-    for path in args.submissions:
-        try:
-            reports.append(grade_submission(path, settings))
-        except Exception as exc:  # a grader bug must not cost the other students their grades
-            reports.append(failed_report(path, "the grader crashed on this submission (see the note)",
-                                         one_line(f"grading crashed ({describe_exception(exc)}): report it to "
-                                                  f"the course staff"), settings))
-        print(report.table(reports[-1]) + "\n", flush=True)
-    for target, render in outputs:
-        try:
-            target.write_text(render(reports), encoding="utf-8")
-        except OSError as exc:
-            return _fail("grade", f"cannot write {target} ({exc.strerror})")
+    settings = Settings(args.reference, args.timeout, args.memory_gb, sandbox=not args.no_sandbox, key=key,
+                        feature_cache=_corpus_features(args.reference))
+    try:
+        reports, outcome = _grade_into(store_path, submissions, settings, regrade,
+                                       args.jobs or batch.default_jobs(args.memory_gb))
+        if args.manual:
+            reports = merge_manual(reports, args.manual)
+    except (StoreError, ManualScoresError) as exc:
+        return _fail("grade", str(exc))
+    written = _write("grade", outputs, reports) or _reports(args, reports)
+    if outcome.interrupted:
+        return _fail("grade", f"interrupted: {len(reports)} of {len(submissions)} submissions are graded and "
+                              f"stored in {store_path}; run the same command again to grade the rest",
+                     EXIT_INTERRUPTED)
+    return written
+
+
+def _corpus_features(reference: Path) -> Path | None:
+    """The shared, read-only BERT features of the embedded corpus (computed once), when the released notebooks
+    compute them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then
+    compute their own."""
+    from .corpus_features import prefill
+    from .notebook import notebook_paths
+
+    if not any("cache_features(" in path.read_text(encoding="utf-8", errors="replace")
+               for path in notebook_paths(reference)):
+        return None
+    try:
+        return prefill()
+    except Exception as exc:  # a missing encoder or cache folder only costs speed
+        print(f"hw3 grade: the corpus features are not shared ({type(exc).__name__}): each notebook computes its own",
+              file=sys.stderr)
+        return None
+
+
+def _reports(args: argparse.Namespace, reports: list[Report]) -> int:
+    """--feedback and --summary: the students' feedback files and the class summary."""
+    from .feedback import write_all_feedback
+    from .similarity import find_similar, solutions_of
+    from .summary import write_summary
+
+    if args.feedback and reports:
+        write_all_feedback(reports, args.feedback)
+    if args.summary and reports:
+        write_summary(reports, args.summary, find_similar(solutions_of(reports, args.reference)))
     return EXIT_OK
+
+
+def _grade_into(store_path: Path, submissions: list["batch.Submission"], settings: "Settings",
+                regrade: frozenset[str] | None, jobs: int) -> tuple[list[Report], "batch.Outcome"]:
+    """Grade what the store at `store_path` lacks (StoreError when it cannot be used); the batch's current
+    reports from the store afterwards, and what the run did."""
+    from . import batch
+    from .report import table
+    from .store import Store
+
+    with Store(store_path, adopt=regrade == batch.ALL) as store:
+        tasks, reused = batch.plan(submissions, store, regrade)
+        if reused:
+            print(f"hw3 grade: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
+        progress = batch.Progress(len(tasks), table)
+        try:
+            outcome = batch.run(tasks, store, settings, grade=batch.grade_submission, jobs=jobs, on_done=progress)
+        finally:
+            progress.close()
+        return batch.current_reports(submissions, store), outcome
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """`hw3 merge-grades STORE... [--json FILE] [--csv FILE] [--gradescope FILE] [--store FILE]`."""
+    from .store import StoreError, merge, write_rows
+
+    outputs = _outputs(args)
+    if not outputs and args.store is None:
+        return _fail("merge-grades", "nothing to write: pass --json, --csv, --gradescope or --store FILE",
+                     EXIT_USAGE)
+    problem = _unwritable([*([args.store] if args.store else []), *(target for target, _ in outputs)])
+    if problem:
+        return _fail("merge-grades", problem)
+    try:
+        rows = merge(args.stores)
+    except StoreError as exc:
+        return _fail("merge-grades", str(exc))
+    if args.store is not None:
+        try:
+            write_rows(args.store, rows)
+        except OSError as exc:
+            return _fail("merge-grades", f"cannot write {args.store} ({exc.strerror})")
+    return _write("merge-grades", outputs, [row.report for row in rows])

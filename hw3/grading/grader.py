@@ -18,7 +18,6 @@ when the answer cell still holds the placeholder.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import secrets
@@ -34,7 +33,7 @@ from typing import Any, NamedTuple
 import nbformat
 
 from . import sandbox as sandboxing
-from . import withheld
+from . import store, withheld
 from .assign import ANSWER_PLACEHOLDER
 from .checks import score_safely
 from .exercise import one_line, seeded_rng
@@ -214,15 +213,6 @@ def short_tmp() -> str:
 def student_name(submission: Path) -> str:
     """The student's name: the notebook's stem, or the folder's name."""
     return submission.name if submission.is_dir() else submission.stem
-
-
-def digest(paths: list[Path], root: Path) -> str:
-    """sha256 over the notebooks' relative paths and bytes, in sorted order: what identifies a submission."""
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        h.update(str(path.relative_to(root) if path != root else path.name).encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 @dataclass
@@ -443,4 +433,4 @@ def grade_submission(submission: Path, settings: Settings = Settings()) -> Repor
                  for q in QUESTIONS if settings.only is None or q.id in settings.only or q.kind == "manual"]
     all_notes = unusable + notes + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
     return Report(str(submission), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
-                  digest(paths, submission) if paths else "", round(time.monotonic() - started, 3))
+                  store.digest(submission) if paths else "", round(time.monotonic() - started, 3))

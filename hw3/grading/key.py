@@ -15,7 +15,7 @@ DEFAULT_KEY_FILE = Path(".hw3-grading-key")
 KEY_BYTES = 32
 
 
-class KeyError_(Exception):
+class KeyFileError(Exception):
     """The key file cannot be used; one line naming the fix."""
 
 
@@ -31,10 +31,10 @@ def load_key(path: Path, create: bool = True) -> bytes:
     """The key stored at `path` (hex), created with mode 0600 when missing and `create`."""
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise KeyError_(f"the key file {path} is not a regular file: pass --key-file with the course's key file")
+        raise KeyFileError(f"the key file {path} is not a regular file: pass --key-file with the course's key file")
     if not path.exists():
         if not create:
-            raise KeyError_(f"no course key at {path}: pass --key-file with the course's key file")
+            raise KeyFileError(f"no course key at {path}: pass --key-file with the course's key file")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(KEY_BYTES) + "\n")
@@ -42,7 +42,7 @@ def load_key(path: Path, create: bool = True) -> bytes:
         text = path.read_text().strip()
         key = bytes.fromhex(text)
     except (OSError, ValueError):
-        raise KeyError_(f"{path} does not hold a course key (hex): restore it or pass --key-file") from None
+        raise KeyFileError(f"{path} does not hold a course key (hex): restore it or pass --key-file") from None
     if len(key) < 16:
-        raise KeyError_(f"the course key in {path} is too short: use at least 16 random bytes (32 hex digits)")
+        raise KeyFileError(f"the course key in {path} is too short: use at least 16 random bytes (32 hex digits)")
     return key

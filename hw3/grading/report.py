@@ -1,12 +1,19 @@
-"""Grade reports as a terminal table, JSON, a Gradescope results.json, and a CSV with one row per student."""
+"""Rendering results.Report objects: a terminal table, JSON, Gradescope's results.json, a CSV with one row
+per student, and the atomic file writes every output goes through."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from .questions import BY_ID, QUESTIONS, format_points, max_total
+from .questions import QUESTIONS, format_points
 from .results import Report
 
 
@@ -14,11 +21,11 @@ def table(report: Report) -> str:
     """The per-question table of one submission, with its total and notes."""
     lines = [report.submission]
     for q in report.questions:
-        earned = "-" if q.status in ("manual", "not answered") else format_points(q.points)
-        row = f"  {q.id:<13} {q.status:<12} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
+        earned = "-" if q.status == "manual" else format_points(q.points)
+        row = f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
         lines.append(row.rstrip())
     manual = sum(q.max_points for q in report.questions if q.status == "manual")
-    lines.append(f"  {'total':<12} {'':<7} {format_points(report.total):>4} / {format_points(max_total()):<4} "
+    lines.append(f"  {'total':<12} {'':<7} {format_points(report.total):>4} / {format_points(report.max_total):<4} "
                  f"({format_points(manual)} points are graded by hand)")
     lines.extend(f"  note: {note}" for note in report.notes)
     return "\n".join(lines)
@@ -30,15 +37,17 @@ def _one_or_list(items: list[dict]) -> str:
 
 
 def to_json(reports: list[Report]) -> str:
-    """One report object, or a list of them when several submissions were graded."""
+    """One report object (results.Report.to_dict), or a list of them when there are several."""
     return _one_or_list([r.to_dict() for r in reports])
 
 
 def gradescope(report: Report) -> dict:
-    """Gradescope's results.json shape: one test per auto question, and the auto score."""
-    tests = [{"name": f"{q.id}: {BY_ID[q.id].title}", "score": q.points, "max_score": q.max_points,
+    """Gradescope's results.json: one visible test per automatic question, the automatic score, the time."""
+    tests = [{"name": f"{q.id}: {q.title}", "score": q.points, "max_score": q.max_points,
+              "status": "passed" if q.status == "passed" else "failed", "visibility": "visible",
               "output": q.message or "passed"} for q in report.questions if q.status != "manual"]
-    return {"tests": tests, "score": report.total}
+    return {"tests": tests, "score": report.total, "execution_time": round(report.seconds, 1),
+            "output": "\n".join(report.notes)}
 
 
 def to_gradescope(reports: list[Report]) -> str:
@@ -47,12 +56,53 @@ def to_gradescope(reports: list[Report]) -> str:
 
 
 def to_csv(reports: list[Report]) -> str:
-    """One row per student (notebook stem or folder name): points per question (blank when manual), total."""
+    """One row per student: points per question (blank when graded by hand), total."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["student", *(q.id for q in QUESTIONS), "total"])
     for report in reports:
         points = {q.id: "" if q.status == "manual" else format_points(q.points) for q in report.questions}
-        writer.writerow([report.student, *(points[q.id] for q in QUESTIONS),
-                         format_points(report.total)])
+        writer.writerow([report.student, *(points.get(q.id, "") for q in QUESTIONS), format_points(report.total)])
     return out.getvalue()
+
+
+RENDERERS = {"json": to_json, "csv": to_csv, "gradescope": to_gradescope}
+"""Output option name -> renderer of a list of reports."""
+
+
+def unwritable(target: Path) -> str | None:
+    """Why `target` cannot take an output file (None when it can): a missing folder, or a path that is a
+    directory, FIFO, symlink or anything else but a regular file."""
+    target = Path(target)
+    if target.is_symlink():
+        return f"{target} is a symbolic link: pass the path of a regular file"
+    if target.exists() and not stat.S_ISREG(target.stat().st_mode):
+        kind = "a directory" if target.is_dir() else "a FIFO" if target.is_fifo() else "not a regular file"
+        return f"{target} is {kind}: pass the path of a regular file"
+    if not target.parent.is_dir():
+        return f"cannot write {target}: the folder {target.parent} does not exist"
+    return None
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A temporary path in `target`'s folder, renamed to `target` when the block succeeds (removed when it
+    fails), so a reader never sees half a file; it gets the permissions a new file would (the umask)."""
+    target = Path(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        temp.chmod(0o666 & ~umask)
+        yield temp
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Write `text` to `target` atomically (OSError when its folder is not writable)."""
+    with replacing(target) as temp:
+        temp.write_text(text, encoding="utf-8", newline="")

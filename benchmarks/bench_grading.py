@@ -1,0 +1,88 @@
+"""Benchmark: `hw3 grade` on N copies of a full homework submission, for each --jobs.
+
+Each copy (student01, student02, ...) is a folder with both answer keys (answers/hw3_q1-q3.ipynb and
+answers/hw3_q4.ipynb), graded against notebooks/ by `python -m hw3 grade` in a subprocess, with a fresh
+results store per run so nothing is reused. Prints, per --jobs: CPU-seconds per submission (the grader's
+own CPU time plus its kernels', from RUSAGE_CHILDREN), wall seconds, and submissions per hour.
+
+    python benchmarks/bench_grading.py --copies 4 --jobs 1 2
+    python benchmarks/bench_grading.py --repo ../main --baseline --copies 2 --jobs 1   # an older grader
+
+--repo runs the grader of another checkout (`python -m hw3` imports from the working folder first);
+--baseline passes none of the options added with the results store (--jobs, --store), for checkouts older
+than them, and is only meaningful with --jobs 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--copies", type=int, default=4, help="submissions to grade per run (default: 4)")
+    p.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="--jobs values to time (default: 1 2)")
+    p.add_argument("--repo", type=Path, default=ROOT, help="checkout whose grader runs (default: this one)")
+    p.add_argument("--baseline", action="store_true", help="no --jobs/--store options (graders before them)")
+    p.add_argument("--timeout", default="600", help="hw3 grade --timeout (default: 600)")
+    return p.parse_args()
+
+
+def make_submissions(folder: Path, copies: int) -> list[Path]:
+    """`copies` student folders, each holding both answer keys."""
+    students = []
+    for i in range(1, copies + 1):
+        student = folder / f"student{i:02d}"
+        student.mkdir()
+        for key in KEYS:
+            shutil.copyfile(ROOT / "answers" / key, student / key)
+        students.append(student)
+    return students
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one `hw3 grade` run over `students`."""
+    command = [sys.executable, "-m", "hw3", "grade", *map(str, students), "--reference", str(ROOT / "notebooks"),
+               "--timeout", args.timeout, "--json", str(work / f"grades-{jobs}.json")]
+    if not args.baseline:
+        command += ["--jobs", str(jobs), "--store", str(work / f"grades-{jobs}.sqlite")]
+    cpu, start = children_cpu(), time.perf_counter()
+    run = subprocess.run(command, cwd=args.repo, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    if run.returncode != 0:
+        sys.exit(f"bench_grading: hw3 grade exited {run.returncode}: {run.stderr.strip()[-500:]}")
+    return cpu, wall
+
+
+def main() -> None:
+    args = parse_args()
+    print(f"{args.copies} submissions, grader of {args.repo}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
+    print(f"{'jobs':>4} {'CPU s/submission':>17} {'wall s':>8} {'submissions/hour':>17}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        work = Path(tmp)
+        students = make_submissions(work, args.copies)
+        for jobs in args.jobs:
+            cpu, wall = grade(args, students, jobs, work)
+            print(f"{jobs:>4} {cpu / args.copies:>17.1f} {wall:>8.1f} {3600 * args.copies / wall:>17.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Grading a whole course: which submissions a run grades, grading them in parallel, storing each result.
+
+A batch is the list of submissions on the command line, one per student (a notebook, or a folder with one
+student's notebooks), sorted by student name. `find_submissions` refuses bad input before anything is
+graded; `shard` keeps the i-th of N parts of that sorted list; `plan` skips every submission whose stored
+report is current (same contents, same grader version) and, for `--regrade`, regrades only the named
+questions of the others; `run` grades what is left in `jobs` threads (each submission's work happens in its
+kernel subprocesses) and commits every report to the store the moment it is done, so an interrupted batch
+loses only the submissions in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TextIO
+
+from . import grader
+from .exercise import describe_exception, one_line
+from .grader import Settings, grade_submission
+from .notebook import NotebookError, check_calls, notebook_paths, read_notebook
+from .questions import BY_ID, QUESTIONS
+from .results import GRADER_VERSION, Report
+from .sandbox import GIB, MAX_NOTEBOOK_MB
+from .store import Store, digest
+
+
+
+
+GradeFunction = Callable[[Path, Settings], Report]
+ALL = frozenset(BY_ID)
+"""`--regrade all`: every question, a full regrade."""
+
+
+class BatchError(Exception):
+    """The batch cannot start as given; the one-line message names the fix."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's submission: the student's name, the path given, the digest of its notebooks."""
+
+    student: str
+    path: Path
+    digest: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One grading job: the submission, the questions to grade (None: all), the report to merge them into."""
+
+    submission: Submission
+    only: frozenset[str] | None = None
+    stored: Report | None = None
+    copy: Path | None = None  # the private copy grading reads (`snapshot`)
+
+
+@dataclass
+class Outcome:
+    """What a run did: submissions graded now, reports reused from the store, whether Ctrl-C stopped it."""
+
+    graded: int = 0
+    reused: int = 0
+    interrupted: bool = False
+
+
+def _answered(path: Path) -> set[str]:
+    """The question ids of a notebook's check cells (none when it cannot be read: grading reports that)."""
+    try:
+        return {call.qid for call in check_calls(read_notebook(path).cells)}
+    except NotebookError:
+        return set()
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse a folder without notebooks, or with two notebooks that answer the same questions."""
+    paths = notebook_paths(folder)
+    if not paths:
+        raise BatchError(f"{folder} has no notebooks: add the student's .ipynb files or leave the folder out")
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for qid in sorted(_answered(path)):
+            if qid in seen and seen[qid] != path:
+                raise BatchError(f"{seen[qid]} and {path} both answer {qid}: a folder holds one student's "
+                                 f"notebooks, so move the other student's into a folder of its own")
+            seen[qid] = path
+
+
+def find_submissions(paths: list[Path]) -> list[Submission]:
+    """The batch, sorted by student; BatchError for a missing path, an empty folder, two students' notebooks
+    in one folder, or two submissions with the same student name (a path given twice counts once)."""
+    by_student: dict[str, Submission] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise BatchError(f"no such file or folder: {path}")
+        if path.is_dir():
+            _check_folder(path)
+        student = grader.student_name(path)
+        known = by_student.get(student)
+        if known and known.path.resolve() != path.resolve():
+            raise BatchError(f"{known.path} and {path} are both student {student}: give each student one "
+                             f"submission (rename one)")
+        by_student.setdefault(student, Submission(student, path, digest(path)))
+    return [by_student[s] for s in sorted(by_student)]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/N` (1 ≤ i ≤ N) as (i, N); ValueError naming the fix."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ValueError(f"--shard {text!r} is not i/N with 1 ≤ i ≤ N: shards are numbered 1/N to N/N")
+    return int(match[1]), int(match[2])
+
+
+def shard(submissions: list[Submission], index: int, count: int) -> list[Submission]:
+    """Part `index` (1-based) of `count` of the sorted batch: every count-th submission from index-1."""
+    return submissions[index - 1::count]
+
+
+def parse_regrade(text: str) -> frozenset[str]:
+    """`q4.3b,q4.4a` (question ids) or `all`; ValueError naming the fix."""
+    if text.strip() == "all":
+        return ALL
+    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(ids - ALL)
+    if unknown or not ids:
+        raise ValueError(f"--regrade {text!r}: {', '.join(unknown) or 'no question'} is not a question id: "
+                         f"pass ids from hw3/grading/questions.py ({', '.join(q.id for q in QUESTIONS[:3])}, ...) or all")
+    return ids
+
+
+def default_jobs(memory_gb: float) -> int:
+    """Submissions to grade at once: the CPUs, and no more kernels than available memory holds at
+    `memory_gb` each (0: no limit); at least 1."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if memory_gb <= 0:
+        return cpus
+    return max(1, min(cpus, int(available_memory() // (memory_gb * GIB))))
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new processes (MemAvailable; free pages where /proc is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def plan(submissions: list[Submission], store: Store, regrade: frozenset[str] | None) -> tuple[list[Task], int]:
+    """(what to grade, how many stored reports are reused): a submission with a current stored report is
+    reused, or with --regrade has those questions regraded into it; every other one is graded in full."""
+    tasks, reused = [], 0
+    for sub in submissions:
+        stored = store.current(sub.student, sub.digest)
+        if stored is None or regrade == ALL:
+            tasks.append(Task(sub))
+        elif regrade:
+            tasks.append(Task(sub, regrade, stored))
+        else:
+            reused += 1
+    return tasks, reused
+
+
+def crashed(sub: Submission, exc: Exception, settings: Settings) -> Report:
+    """The report of a submission the grader crashed on: every automatic question failed, the reason noted."""
+    note = one_line(f"grading crashed ({describe_exception(exc)}): report it to the course staff")
+    return grader.failed_report(sub.path, "the grader crashed on this submission (see the note)", note, settings)
+
+
+def merge_questions(stored: Report, new: Report, only: frozenset[str]) -> Report:
+    """`stored` with the questions in `only` replaced by `new`'s; notes added, CPU time summed."""
+    fresh = {q.id: q for q in new.questions if q.id in only}
+    notes = stored.notes + [n for n in new.notes if n not in stored.notes]
+    return replace(stored, submission=new.submission, questions=[fresh.get(q.id, q) for q in stored.questions],
+                   notes=notes, sandboxed=stored.sandboxed and new.sandboxed, seconds=stored.seconds + new.seconds)
+
+
+def grade_task(task: Task, settings: Settings, grade: GradeFunction) -> Report:
+    """Grade one task (from its private copy) into the report to store; a grader crash becomes a report."""
+    sub = task.submission
+    try:
+        report = grade(task.copy or sub.path, replace(settings, only=task.only))
+    except Exception as exc:  # a grader bug must not cost the other students their grades
+        report = crashed(sub, exc, settings)
+    report = replace(report, submission=str(sub.path), student=sub.student, digest=sub.digest,
+                     grader_version=GRADER_VERSION)
+    return merge_questions(task.stored, report, task.only) if task.stored and task.only else report
+
+
+def snapshot(tasks: list[Task], folder: Path) -> list[Task]:
+    """Copy every submission into `folder` (private to the grader) before any kernel starts; the tasks read
+    their copies. Links are copied as links and special files not at all (grading refuses both), and a file
+    over the notebook size limit becomes an empty file of the same size (grading refuses it by its size)."""
+
+    def copy_file(source: str, dest: str) -> None:
+        path = Path(source)
+        if path.is_symlink():
+            os.symlink(os.readlink(path), dest)
+        elif path.is_file() and path.stat().st_size > MAX_NOTEBOOK_MB * 2**20:
+            with open(dest, "wb") as out:
+                out.truncate(path.stat().st_size)
+        elif path.is_file():
+            shutil.copyfile(path, dest)
+
+    out = []
+    for index, task in enumerate(tasks):
+        source = task.submission.path
+        dest = folder / str(index) / source.name
+        dest.parent.mkdir(parents=True)
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, dest, symlinks=True, copy_function=copy_file)
+        else:
+            copy_file(str(source), str(dest))
+        out.append(replace(task, copy=dest))
+    return out
+
+
+def _parallel(tasks: list[Task], work: Callable[[Task, int], Report], jobs: int) -> Iterator[Report]:
+    """work(task) for every task in `jobs` daemon threads, yielded as each finishes. An exception that is not
+    an Exception (KeyboardInterrupt) is re-raised here; closing the iterator abandons the tasks in flight
+    (daemon threads do not keep the process alive, and a kernel whose grader exits stops with it)."""
+    todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
+    done: queue.SimpleQueue[Report | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+    for task in tasks:
+        todo.put(task)
+
+    def worker(slot: int) -> None:
+        while not stop.is_set():
+            try:
+                task = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put(work(task, slot))
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: the main thread decides
+                done.put(exc)
+                stop.set()
+
+    for slot in range(min(jobs, len(tasks))):
+        threading.Thread(target=worker, args=(slot,), daemon=True).start()
+    try:
+        for _ in tasks:
+            result = _wait(done)
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+    finally:
+        stop.set()
+
+
+def _wait(done: queue.SimpleQueue) -> object:
+    """The next finished result; polls so that Ctrl-C interrupts the wait at once."""
+    while True:
+        try:
+            return done.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
+def run(tasks: list[Task], store: Store, settings: Settings, *, grade: GradeFunction, jobs: int,
+        on_done: Callable[[Report], None] = lambda report: None) -> Outcome:
+    """Grade `tasks`, `jobs` at a time, committing each report to `store` as it finishes; Ctrl-C stops the
+    run (Outcome.interrupted) with everything finished already stored."""
+    outcome = Outcome()
+    with tempfile.TemporaryDirectory(prefix="hw3-batch-", ignore_cleanup_errors=True) as private:
+        copies = snapshot(tasks, Path(private))
+        results = _parallel(copies, lambda task, slot: grade_task(task, replace(settings, slot=slot), grade), jobs)
+        try:
+            for report in results:
+                store.put(report)
+                outcome.graded += 1
+                on_done(report)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+        finally:
+            results.close()
+    return outcome
+
+
+def current_reports(submissions: list[Submission], store: Store) -> list[Report]:
+    """The stored reports of the batch that are current, in batch order (sorted by student)."""
+    found = (store.current(sub.student, sub.digest) for sub in submissions)
+    return [report for report in found if report is not None]
+
+
+class Progress:
+    """Reports each finished submission: a tqdm bar with an ETA on a terminal (and the submission's table on
+    stdout), else one line per submission on stderr."""
+
+    def __init__(self, total: int, table: Callable[[Report], str], stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
+        self.total, self.count, self.table, self.stream = total, 0, table, stream
+        self.bar = None
+        if stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="submission", file=stream, dynamic_ncols=True)
+
+    def __call__(self, report: Report) -> None:
+        """One more submission is graded."""
+        self.count += 1
+        if self.bar is not None:
+            self.bar.write(self.table(report) + "\n", file=sys.stdout)
+            self.bar.update()
+            return
+        print(self.table(report) + "\n", flush=True)
+        print(f"graded {report.student} ({self.count} of {self.total}): {report.total:g} / {report.max_total:g}",
+              file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Remove the bar (a no-op without one)."""
+        if self.bar is not None:
+            self.bar.close()
