@@ -89,9 +89,10 @@ Built by `hw3 autograder`. Upload autograder.zip as a "Zip file upload" autograd
 
 A submission's notebook runs in a kernel that must not run as the user that writes results.json, or the
 student's code could write its own score. Gradescope runs run_autograder as root: the grader then runs
-the kernel under bubblewrap (installed by setup.sh) in a new user namespace and drops it to an
-unprivileged uid. This needs unprivileged user namespaces in the container. Where they are disabled,
-bubblewrap cannot start and every submission fails with that reason; the explicit fallback is to rebuild
+the kernel under bubblewrap (installed by setup.sh) in new PID, mount, IPC and network namespaces and
+drops it to an unprivileged uid (setpriv, from util-linux). This needs a container that may create
+namespaces. Where it may not, bubblewrap cannot start and `hw3 grade` refuses with that reason (results.json
+then says so, with score 0); the explicit fallback is to rebuild
 the zip with `hw3 autograder OUT --grade-options=--no-sandbox`, and then every report says that it was
 graded without the sandbox.
 """
