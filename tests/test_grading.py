@@ -208,7 +208,7 @@ def test_csv_has_one_row_per_student(graded):
 def test_gradescope_results_shape(graded):
     results = json.loads((graded["out"] / "results.json").read_text(encoding="utf-8"))
     correct = next(r for r in results if r["score"] == 6)
-    assert set(correct) == {"tests", "score", "execution_time", "output"}
+    assert set(correct) == {"tests", "score", "execution_time", "output", "output_format"}
     assert all(set(t) == {"name", "score", "max_score", "status", "visibility", "output"} for t in correct["tests"])
     assert {t["status"] for t in correct["tests"] if t["score"] == t["max_score"]} == {"passed"}
     assert {t["status"] for t in correct["tests"] if t["score"] < t["max_score"]} == {"failed"}

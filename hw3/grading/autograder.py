@@ -62,7 +62,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$ROOT/results"
 "$HW3" grade "$ROOT/submission" --reference "$ROOT/source/notebooks" --gradescope "$work/gradescope.json" \\
-    "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
+    --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
 status=$?
 cat "$work/grade.log"
 python3 "$ROOT/source/{script}" "$work/gradescope.json" "$work/grade.log" "$status" "$SECONDS" \\
@@ -195,8 +195,11 @@ def _bash_words(options: str) -> str:
         raise AutograderError(f"--grade-options {options!r} has an unclosed quote: close it or drop it") from None
 
 
-def write_tree(tree: Path, notebooks: Path, grade_options: str = "") -> Path:
-    """The autograder's files in `tree` (emptied first); `grade_options` are extra `hw3 grade` options."""
+def write_tree(tree: Path, notebooks: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
+    """The autograder's files in `tree` (emptied first); `grade_options` are extra `hw3 grade` options; the
+    course key (`key.key_path(key_file)`, created when missing) goes in as course.key, so Gradescope draws the
+    same inputs as the instructor's own `hw3 grade` runs."""
+    from .key import key_path, load_key
     run_autograder = RUN_AUTOGRADER.format(options=_bash_words(grade_options), script=RESULTS_SCRIPT)
     released = sorted(notebooks.glob("*.ipynb")) if notebooks.is_dir() else []
     if not released:
@@ -209,6 +212,7 @@ def write_tree(tree: Path, notebooks: Path, grade_options: str = "") -> Path:
     _write(tree / "run_autograder", run_autograder, EXECUTABLE)
     _write(tree / "README.md", README.format(script=RESULTS_SCRIPT))
     _write(tree / RESULTS_SCRIPT, Path(__file__).read_text(encoding="utf-8"))
+    _write(tree / "course.key", load_key(key_path(key_file)).hex() + "\n", 0o600)
     build_wheel(tree)
     return tree
 
@@ -224,12 +228,16 @@ def zip_tree(tree: Path, archive: Path) -> Path:
     return archive
 
 
-def build(out: Path, notebooks: Path, grade_options: str = "") -> Path:
+def build(out: Path, notebooks: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
     """OUT/autograder/ and OUT/autograder.zip; returns the zip's path. AutograderError naming the fix."""
+    from .key import KeyFileError
+
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tree = write_tree(out / "autograder", notebooks, grade_options)
+        tree = write_tree(out / "autograder", notebooks, grade_options, key_file)
         return zip_tree(tree, out / "autograder.zip")
+    except KeyFileError as exc:
+        raise AutograderError(str(exc)) from None
     except OSError as exc:
         raise AutograderError(f"cannot write {exc.filename or out} ({exc.strerror}): choose a writable OUT folder") \
             from None
@@ -245,6 +253,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("out", type=Path, metavar="OUT", help="folder to write autograder.zip into")
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), metavar="DIR",
                         help="the released student notebooks (default: notebooks)")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="the course key to grade with (default: as for hw3 grade: $HW3_GRADING_KEY or "
+                             "./.hw3-grading-key)")
     parser.add_argument("--grade-options", default="", metavar="TEXT",
                         help="extra options for `hw3 grade` in the container, e.g. --grade-options=--no-sandbox")
     parser.set_defaults(handler=run_autograder_command)
@@ -253,7 +264,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_autograder_command(args: argparse.Namespace) -> int:
     """`hw3 autograder`: 0 when the zip is written, 1 (with one line on stderr) when it cannot be."""
     try:
-        archive = build(args.out, args.notebooks, args.grade_options)
+        archive = build(args.out, args.notebooks, args.grade_options, args.key_file)
     except AutograderError as exc:
         print(f"hw3 autograder: {exc}", file=sys.stderr)
         return 1

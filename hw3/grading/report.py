@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .questions import QUESTIONS, format_points
-from .results import Report
+from .questions import BY_ID, QUESTIONS, format_points
+from .results import QuestionResult, Report
 
 
 def table(report: Report) -> str:
@@ -41,13 +41,28 @@ def to_json(reports: list[Report]) -> str:
     return _one_or_list([r.to_dict() for r in reports])
 
 
+def test_output(q: QuestionResult) -> str:
+    """What a Gradescope test shows: "passed", or the reason and each failed sub-test with its input and hint."""
+    if q.status == "passed":
+        return "passed"
+    lines = [q.message]
+    for t in q.tests:
+        if not t.passed:
+            line = f"- {t.name} ({format_points(t.points)} of {format_points(t.max_points)} pts): {t.message}"
+            lines.append(line + (f" Input: {t.input}." if t.input else "") + (f" Hint: {t.hint}." if t.hint else ""))
+    return "\n".join(line for line in lines if line)
+
+
 def gradescope(report: Report) -> dict:
-    """Gradescope's results.json: one visible test per automatic question, the automatic score, the time."""
+    """Gradescope's results.json: one visible test per automatic question, the automatic score, the time, and
+    the student's whole feedback (Markdown) as the top-level output."""
+    from .feedback import render
+
     tests = [{"name": f"{q.id}: {q.title}", "score": q.points, "max_score": q.max_points,
               "status": "passed" if q.status == "passed" else "failed", "visibility": "visible",
-              "output": q.message or "passed"} for q in report.questions if q.status != "manual"]
+              "output": test_output(q)} for q in report.questions if BY_ID[q.id].kind == "auto"]
     return {"tests": tests, "score": report.total, "execution_time": round(report.seconds, 1),
-            "output": "\n".join(report.notes)}
+            "output": render(report), "output_format": "md"}
 
 
 def to_gradescope(reports: list[Report]) -> str:
