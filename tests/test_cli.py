@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ def assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
     assert code == 1, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("hw3: error: ")
+    assert re.match(r"hw3 (train|predict|demo): error: ", lines[0]), lines[0]
     assert "Traceback" not in stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -242,5 +243,5 @@ def test_unreachable_hub_is_one_line_error_at_once(run_cli, monkeypatch):
     monkeypatch.setattr(encoders, "reachable", lambda url, timeout=3.0: False)
     code, _, err = run_cli(["train", "--encoder", "bert-base-uncased", "--no-progress"])
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("hw3: error: bert-base-uncased is not in the local cache")
+    assert err.count("\n") == 1 and err.startswith("hw3 train: error: bert-base-uncased is not in the local cache")
     assert "--encoder bundled" in err

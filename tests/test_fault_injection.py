@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from hw3.sentiment import checkpoint
+from hw3.sentiment import checkpoint, run_state
 
 SEED = 20240605
 EPOCHS = 6
@@ -157,7 +157,7 @@ def assert_outputs_intact(out: Path) -> int:
     """Every file in --out is complete: last.pt and model.pt load, metrics.json parses. Returns the epochs done."""
     done = 0
     if (out / checkpoint.LAST).exists():
-        state = checkpoint.load_state(out / checkpoint.LAST)
+        state = run_state.load(out / checkpoint.LAST)
         done = state["epoch"]
         assert [h["epoch"] for h in state["history"]] == list(range(1, done + 1))
     if (out / checkpoint.BEST).exists():
@@ -213,7 +213,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(encoder
     assert any("during a write" in e[2] for e in kills), events
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
-    state = checkpoint.load_state(out / checkpoint.LAST)
+    state = run_state.load(out / checkpoint.LAST)
     best = checkpoint.load(out / checkpoint.BEST)
     assert state["finished"] and state["epoch"] == EPOCHS
     assert checkpoint.same_head(best["head"], state["best_head"])

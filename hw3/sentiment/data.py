@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import torch
+
 from .encoders import reachable
 from .errors import HW3Error
 
@@ -117,14 +119,21 @@ def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
     return final
 
 
-def resolve_data(data: str = "auto") -> DataSource:
-    """Map 'auto' | 'imdb' | 'sample' | DIR to a DataSource (downloading IMDB when asked)."""
+def resolve_data(data: str = "auto", gpu: bool | None = None) -> DataSource:
+    """Map 'auto' | 'imdb' | 'sample' | DIR to a DataSource (downloading IMDB when asked).
+
+    'auto' takes full IMDB only where a GPU will run BERT (gpu; default: whether torch sees one): on a
+    CPU-only runtime its 50,000 reviews take hours, so it takes the embedded sample and says how to force IMDB.
+    """
     cached = cache_dir() / "aclImdb"
     if data == "sample":
         return DataSource("sample", sample_root(), "embedded sample corpus")
     if data == "imdb":
         return DataSource("imdb", download_imdb(), "full IMDB")
     if data == "auto":
+        if not (torch.cuda.is_available() if gpu is None else gpu):
+            return DataSource("sample", sample_root(), f"no GPU: full IMDB would take hours on {os.cpu_count()} CPU cores, "
+                              "so the embedded sample; use --data imdb (resolve_data('imdb') in the notebook) to force it")
         if cached.is_dir():
             return DataSource("imdb", cached, "full IMDB from the cache")
         if reachable(IMDB_URL):
