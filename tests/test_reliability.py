@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import math
 import os
 import pickle
@@ -100,11 +101,11 @@ def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
-    """The CLI failed with exit 1 and exactly one `hw3 train: error:` line naming every fragment."""
+    """The CLI failed with exit 1 and exactly one `hw3 train: error:` (or predict) line naming every fragment."""
     assert code == 1, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hw3 train: error: "), err
+    assert len(lines) == 1 and re.match(r"hw3 (train|predict): error: ", lines[0]), err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
