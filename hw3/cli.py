@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from .errors import HW3Error, format_error
-from .grading.commands import register
-from .sentiment.config import TrainConfig, cli_options
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .sentiment.config import TrainConfig
     from .sentiment.pipeline import run
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
@@ -58,7 +57,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser with every subcommand."""
+    """The argparse parser with every subcommand (imported here: `main` sets OpenMP's environment before torch loads)."""
+    from .grading.commands import register
+    from .sentiment.config import cli_options
+
     parser = argparse.ArgumentParser(prog="hw3", description="Deep Learning HW3: RNNs, self-attention, BERT+GRU sentiment.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

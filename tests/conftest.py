@@ -60,6 +60,19 @@ def tiny_encoder_dir(tmp_path_factory, bundled_tokenizer) -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def frozen_tiny_model():
+    """BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25), BERT frozen, in eval mode (seeded)."""
+    import torch
+
+    from hw3.sentiment.model import BERTGRUSentiment, freeze_bert, tiny_bert
+
+    torch.manual_seed(0)
+    model = BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25)
+    freeze_bert(model)
+    return model.eval()
+
+
 TINY_TRAIN_ARGS = ("--data", "sample", "--epochs", "2", "--batch-size", "64", "--max-length", "32",
                    "--precision", "fp32", "--no-progress")
 

@@ -14,7 +14,7 @@ from hw3.sentiment import feature_cache
 from hw3.sentiment.batching import BucketIterator
 from hw3.sentiment.feature_cache import FeatureCache, decode_entry, encode_entry, fingerprint
 from hw3.sentiment.features import CachedBatches, FeatureStore, fill_cache, make_embedder
-from hw3.sentiment.model import BERTGRUSentiment, freeze_bert, tiny_bert
+from hw3.sentiment.model import tiny_bert
 
 IDS = [101, 7592, 2088, 102]
 
@@ -72,11 +72,8 @@ def test_get_put_and_a_corrupt_file_reads_as_missing(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25)
-    freeze_bert(m)
-    return m.eval()
+def model(frozen_tiny_model):
+    return frozen_tiny_model
 
 
 def run_once(model, ids, cache) -> tuple[list, int]:

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from hw3.sentiment.batching import BucketIterator
-from hw3.sentiment.feature_cache import FeatureCache
 from hw3.sentiment.features import CachedBatches, FeatureStore, make_embedder
-from hw3.sentiment.model import BERTGRUSentiment, Features, freeze_bert, tiny_bert
+from hw3.sentiment.model import Features
 
 HIDDEN = 8
 
@@ -69,11 +68,8 @@ def test_ram_and_disk_stores_give_identical_results(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25)
-    freeze_bert(m)
-    return m.eval()
+def model(frozen_tiny_model):
+    return frozen_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -134,29 +130,6 @@ def test_store_rows_are_read_back_in_any_order_and_subset(tmp_path):
         got = store.get([1, 3, 2])
         assert got.lengths.tolist() == [1, 2, 4] and got.embedded.shape == (3, 4, HIDDEN)
         torch.testing.assert_close(got.embedded, full[[1, 3, 2]].half().float())
-
-
-def test_a_second_run_reads_the_persistent_cache_instead_of_running_bert(tmp_path, model, corpus):
-    ids, labels = corpus
-    calls: list[int] = []
-    embed = make_embedder(model, None)
-
-    def counting_embed(text):
-        calls.append(text.shape[0])
-        return embed(text)
-
-    def one_pass() -> list:
-        iterator = BucketIterator(ids, labels, batch_size=5, shuffle=False)
-        store = FeatureStore([len(x) for x in ids], model.bert.config.hidden_size)
-        cache = FeatureCache(tmp_path, "encoder-hash", "float32")
-        return [feats for feats, _ in CachedBatches(iterator, store, counting_embed, cache)]
-
-    first = one_pass()
-    assert sum(calls) == len(ids)
-    second = one_pass()
-    assert sum(calls) == len(ids)  # nothing embedded the second time
-    for a, b in zip(first, second):
-        assert torch.equal(a.embedded, b.embedded) and torch.equal(a.lengths, b.lengths)
 
 
 def test_iterating_flushes_subnormals_only_while_the_pass_runs(model, corpus):

@@ -1,8 +1,9 @@
 """`hw3 train`: the whole Q4 job, fast, resumable, writing model.pt, last.pt, metrics.json and curves.png.
 
 Speed comes from not repeating work: reviews are tokenized through a per-word cache (`wordpiece`),
-BERT runs once per review (eval mode, inference mode, bf16 where the hardware has it) and its outputs
-are cached, so later epochs only train the GRU; batches are length-bucketed and the GRU skips padding.
+BERT runs once per review (eval mode, inference mode, in the precision `precision` picks) and its outputs
+are cached where the memory plan puts them and in the persistent feature cache, so later epochs (and
+later runs) only train the GRU; batches are length-bucketed and the GRU skips padding.
 
 Resuming: after every epoch `last.pt` is written first (head, Adam state, torch RNG state, history, best
 validation loss and the best head itself), then `model.pt` when the epoch improved, then metrics.json,
