@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from hw3.sentiment.features import precision_name
 from hw3.sentiment.model import Features, build_model
+from hw3.sentiment.precision import dtype_name
 
 
 class _Width(torch.nn.Module):
@@ -88,9 +88,9 @@ def main() -> None:
         try:
             ms = time_step(head_step, device, args.repeat)
         except RuntimeError as exc:
-            print(f"{'hw3 head, GRU ' + precision_name(dtype):<34}{'n/a':>10}  ({str(exc).splitlines()[0][:60]})")
+            print(f"{'hw3 head, GRU ' + dtype_name(dtype):<34}{'n/a':>10}  ({str(exc).splitlines()[0][:60]})")
             continue
-        print(f"{'hw3 head, GRU ' + precision_name(dtype):<34}{ms:>10.1f}")
+        print(f"{'hw3 head, GRU ' + dtype_name(dtype):<34}{ms:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
     hw3 grade SUBMISSION... [--json FILE] [--csv FILE] [--jobs N] [--store FILE] [--shard I/N] [--regrade IDS]
     hw3 merge-grades STORE... [--json FILE] [--csv FILE] [--gradescope FILE] [--store FILE]
 
-Errors in the input are reported as one line on stderr with exit code 1; usage errors exit 2;
-an interrupted run exits 130 and can be continued with --resume.
+Errors in the input are reported as one line on stderr, `hw3 COMMAND: error: …` (`hw3.errors.format_error`,
+argparse's format for usage errors too), with exit code 1; usage errors exit 2; an interrupted run exits 130
+and can be continued with --resume.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
-from .sentiment.errors import HW3Error
+from .errors import HW3Error, format_error
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .sentiment.pipeline import TrainConfig, run
+    from .sentiment.config import TrainConfig
+    from .sentiment.pipeline import run
 
-    config = TrainConfig(encoder=args.encoder, data=args.data, epochs=args.epochs, max_length=args.max_length,
-                         batch_size=args.batch_size, out=args.out, seed=args.seed, lr=args.lr,
-                         precision=args.precision, resume=args.resume, device=args.device,
-                         progress=not args.no_progress and sys.stderr.isatty())
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    config = TrainConfig(**{**values, "progress": args.progress and sys.stderr.isatty()})
     try:
         run(config)
     except KeyboardInterrupt:
@@ -57,25 +58,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser with every subcommand."""
+    """The argparse parser with every subcommand (imported here: `main` sets OpenMP's environment before torch loads)."""
+    from .grading.commands import register
+    from .sentiment.config import cli_options
+
     parser = argparse.ArgumentParser(prog="hw3", description="Deep Learning HW3: RNNs, self-attention, BERT+GRU sentiment.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train the BERT-GRU sentiment classifier and test it")
-    train.add_argument("--encoder", default="auto", help="auto | bert-base-uncased | bundled | PATH (default: auto)")
-    train.add_argument("--data", default="auto", help="auto | imdb | sample | DIR in aclImdb layout (default: auto)")
-    train.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
-    train.add_argument("--max-length", type=int, default=512, help="tokens per review, [CLS]/[SEP] included (default: 512)")
-    train.add_argument("--batch-size", type=int, default=128, help="reviews per batch (default: 128)")
-    train.add_argument("--out", default="runs/latest", help="output folder for model.pt, last.pt, metrics.json, curves.png")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
-    train.add_argument("--seed", type=int, default=1234, help="random seed (split, init, batch order)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    train.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
-                       help="BERT's precision; auto: bfloat16 where the hardware has fast bf16, else float32 "
-                            "(the GRU follows it on CPUs and runs in float32 on GPUs)")
-    train.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for flag, kwargs in cli_options():
+        train.add_argument(flag, **kwargs)
     train.set_defaults(handler=_train)
 
     predict = sub.add_parser("predict", help="print P(positive) for each text with a trained model")
@@ -88,12 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(handler=_demo)
 
-    try:
-        from .grading.commands import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    register(sub)
     return parser
 
 
@@ -106,5 +93,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except HW3Error as exc:
-        print(f"hw3: error: {exc}", file=sys.stderr)
+        print(format_error(args.command, str(exc)), file=sys.stderr)
         return 1

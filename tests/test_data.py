@@ -210,3 +210,23 @@ def test_split_without_any_review(tmp_path):
     with pytest.raises(HW3Error, match="no .txt reviews") as info:
         load_splits(str(base))
     one_line_error(info)
+
+
+def test_auto_without_a_gpu_takes_the_sample_and_says_how_to_force_imdb(monkeypatch, tmp_path):
+    from hw3.sentiment import data
+
+    (tmp_path / "aclImdb").mkdir()  # even a cached full IMDB would take hours on a CPU
+    monkeypatch.setenv("HW3_CACHE", str(tmp_path))
+    monkeypatch.setattr(data, "reachable", lambda url, timeout=3.0: True)
+    source = resolve_data("auto", gpu=False)
+    assert source.name == "sample" and "no GPU" in source.reason and "--data imdb" in source.reason
+    assert resolve_data("auto", gpu=True).name == "imdb"
+
+
+def test_auto_offline_takes_the_sample_because_imdb_is_unreachable(monkeypatch, tmp_path):
+    from hw3.sentiment import data
+
+    monkeypatch.setenv("HW3_CACHE", str(tmp_path))
+    monkeypatch.setattr(data, "reachable", lambda url, timeout=3.0: False)
+    for gpu in (False, True):
+        assert resolve_data("auto", gpu=gpu).reason == "IMDB is not reachable, so the embedded sample corpus"

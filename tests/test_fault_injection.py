@@ -7,7 +7,8 @@ single-threaded, so the numbers are reproducible and the two use the two cores).
 Kills are spread over the whole run (see `kill_plan`): during start-up (imports, tokenizing), in the
 middle of an epoch, in the middle of a file write (as soon as a new temporary file appears), right after
 last.pt is replaced (before model.pt/metrics.json) and after the last epoch (testing, writing results).
-After every kill, each file in --out must be complete. Stops at TRIGGER_TIMEOUT per kill, TEST_BUDGET in all.
+After every kill, each file in --out must be complete. A kill waits at most TRIGGER_TIMEOUT for its moment.
+The test prints how long it took (about 70 s on an idle 2-core machine); it asserts no time.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from hw3.sentiment import checkpoint
+from hw3.sentiment import checkpoint, run_state
 
 SEED = 20240605
 EPOCHS = 6
 TRIGGER_TIMEOUT = 45.0  # seconds a kill waits for its moment before killing anyway
-TEST_BUDGET = 150.0  # hard cap for the whole test; about 70 s on an idle 2-core machine
 
 
 def kill_plan(rng: random.Random) -> list[tuple[str, float]]:
@@ -157,7 +157,7 @@ def assert_outputs_intact(out: Path) -> int:
     """Every file in --out is complete: last.pt and model.pt load, metrics.json parses. Returns the epochs done."""
     done = 0
     if (out / checkpoint.LAST).exists():
-        state = checkpoint.load_state(out / checkpoint.LAST)
+        state = run_state.load(out / checkpoint.LAST)
         done = state["epoch"]
         assert [h["epoch"] for h in state["history"]] == list(range(1, done + 1))
     if (out / checkpoint.BEST).exists():
@@ -213,7 +213,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(encoder
     assert any("during a write" in e[2] for e in kills), events
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
-    state = checkpoint.load_state(out / checkpoint.LAST)
+    state = run_state.load(out / checkpoint.LAST)
     best = checkpoint.load(out / checkpoint.BEST)
     assert state["finished"] and state["epoch"] == EPOCHS
     assert checkpoint.same_head(best["head"], state["best_head"])
@@ -223,4 +223,3 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(encoder
     expected = json.loads((tmp_path / "reference" / checkpoint.METRICS).read_text())
     assert_close(comparable(metrics), comparable(expected))
     print(f"kills: {events}; {time.monotonic() - began:.1f}s")
-    assert time.monotonic() - began < TEST_BUDGET, events

@@ -10,6 +10,7 @@ from hw3.sentiment.model import (
     BERTGRUSentiment,
     Features,
     bert_base_random,
+    ModelConfig,
     build_model,
     count_parameters,
     freeze_bert,
@@ -53,7 +54,7 @@ def test_homework_model_parameter_counts():
 
 
 def test_build_model_gru_configuration(bert):
-    model = build_model(bert, pad_id=0)
+    model = build_model(bert)
     rnn = model.rnn
     assert isinstance(rnn, nn.GRU)
     assert (rnn.input_size, rnn.hidden_size, rnn.num_layers) == (32, 256, 2)
@@ -62,6 +63,22 @@ def test_build_model_gru_configuration(bert):
     assert model.dropout.p == 0.25 and model.pad_id == 0
     assert BERTGRUSentiment(bert, 8, 1, 1, False, 0.25).rnn.dropout == 0  # no inter-layer dropout for one layer
     assert BERTGRUSentiment(bert, 8, 1, 1, False, 0.25).out.in_features == 8
+    assert model.config == ModelConfig(256, 1, 2, True, 0.25, 0)
+
+
+def test_model_config_round_trips_and_rebuilds_the_same_architecture(bert):
+    config = ModelConfig(hidden_dim=16, n_layers=1, bidirectional=False, dropout=0.1, pad_id=3)
+    model = build_model(bert, config)
+    assert model.config == config and (model.rnn.hidden_size, model.rnn.num_layers, model.pad_id) == (16, 1, 3)
+    rebuilt = build_model(bert, ModelConfig.from_dict(model.config.to_dict()))
+    assert {k: v.shape for k, v in rebuilt.head_state_dict().items()} == {k: v.shape for k, v in model.head_state_dict().items()}
+
+
+@pytest.mark.parametrize("values, fragment", [({"hidden_dim": "256"}, "hidden_dim"), ({"layers": 2}, "unknown"),
+                                              ({"bidirectional": 1}, "bidirectional"), ({"n_layers": True}, "n_layers")])
+def test_model_config_refuses_wrong_keys_and_types(values, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        ModelConfig.from_dict(values)
 
 
 def test_freeze_bert_freezes_exactly_the_bert_parameters(bert):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import math
 import os
 import pickle
@@ -22,7 +23,7 @@ import pytest
 import torch
 
 from hw3.cli import main
-from hw3.sentiment import checkpoint, data, pipeline
+from hw3.sentiment import checkpoint, data, pipeline, run_state
 from hw3.sentiment.errors import HW3Error
 from hw3.sentiment.features import CachedBatches
 
@@ -100,11 +101,11 @@ def run_cli(capsys, args: list[str]) -> tuple[int, str, str]:
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
-    """The CLI failed with exit 1 and exactly one `hw3: error:` line naming every fragment."""
+    """The CLI failed with exit 1 and exactly one `hw3 train: error:` (or predict) line naming every fragment."""
     assert code == 1, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hw3: error: "), err
+    assert len(lines) == 1 and re.match(r"hw3 (train|predict): error: ", lines[0]), err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
@@ -214,7 +215,7 @@ def test_killed_at_any_write_resumes_to_the_same_metrics(n, encoder, corpus, ref
     assert_same_metrics(read_metrics(out), reference)
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], "stale temp files are removed"
     best = checkpoint.load(out / checkpoint.BEST)
-    last = checkpoint.load_state(out / checkpoint.LAST)
+    last = run_state.load(out / checkpoint.LAST)
     assert last["finished"] and last["epoch"] == 3
     assert checkpoint.same_head(best["head"], last["best_head"]) and best["epoch"] == reference["best_epoch"]
 
@@ -223,7 +224,7 @@ def test_model_pt_ahead_of_last_pt_is_rewritten(encoder, corpus, reference, tmp_
     """A model.pt that does not match last.pt (stale, foreign, or missing) is rewritten from last.pt's best head."""
     out = tmp_path / "run"
     assert main(train_args(encoder, corpus, out, epochs=1)) == 0
-    state = checkpoint.load_state(out / checkpoint.LAST)
+    state = run_state.load(out / checkpoint.LAST)
     state["finished"] = False
     state["epochs"] = 3
     checkpoint.save(state, out / checkpoint.LAST)
@@ -316,7 +317,7 @@ def test_resume_with_other_options_is_refused(option, value, unfinished, encoder
 
 
 def test_resume_with_fewer_epochs_is_refused(unfinished, encoder, corpus, capsys):
-    state = checkpoint.load_state(unfinished / checkpoint.LAST)
+    state = run_state.load(unfinished / checkpoint.LAST)
     state["epoch"] = 2
     checkpoint.save(state, unfinished / checkpoint.LAST)
     code, _, err = run_cli(capsys, train_args(encoder, corpus, unfinished, "--resume", epochs=1))
@@ -337,7 +338,7 @@ def test_resume_from_old_or_foreign_last_pt_is_refused(unfinished, encoder, corp
 
 
 def test_rng_state_is_restored(unfinished):
-    state = checkpoint.load_state(unfinished / checkpoint.LAST)
+    state = run_state.load(unfinished / checkpoint.LAST)
     assert state["rng"].dtype == torch.uint8 and state["epoch"] == 1
     assert {"state", "param_groups"} <= state["optimizer"].keys() and state["optimizer"]["state"]
 
@@ -615,7 +616,7 @@ def test_full_disk_keeps_the_previous_checkpoint(encoder, corpus, reference, tmp
     assert_one_line_error(code, err, f"cannot write {out / checkpoint.LAST} (No space left on device)",
                           "free disk space", "previous last.pt is kept")
     monkeypatch.undo()
-    assert checkpoint.load_state(out / checkpoint.LAST)["epoch"] == 1
+    assert run_state.load(out / checkpoint.LAST)["epoch"] == 1
     assert not list(out.glob(".*.tmp"))
     code, _, err = run_cli(capsys, train_args(encoder, corpus, out, "--resume"))
     assert code == 0, err

@@ -1,4 +1,4 @@
-"""Q4 training loop functions: binary_accuracy, train, evaluate, epoch_time, plot_history."""
+"""Q4 training loop functions: binary_accuracy, train, evaluate, plot_history."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn, optim
 
 from hw3.sentiment.batching import BucketIterator
 from hw3.sentiment.model import BERTGRUSentiment, freeze_bert, tiny_bert
-from hw3.sentiment.training import binary_accuracy, epoch_time, evaluate, plot_history, train
+from hw3.sentiment.training import binary_accuracy, evaluate, plot_history, train
 
 POS_TOKEN, NEG_TOKEN = 2204, 2919  # 'good', 'bad'
 
@@ -125,18 +125,7 @@ def test_empty_iterator_gives_zeros(setup):
     assert evaluate(model, [], nn.BCEWithLogitsLoss()) == (0.0, 0.0)
 
 
-# --- epoch_time, plot_history -------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("start, end, expected", [
-    (0.0, 0.0, (0, 0)),
-    (100.0, 225.9, (2, 5)),
-    (0.0, 59.999, (0, 59)),
-    (10.0, 70.0, (1, 0)),
-    (0.0, 3600.5, (60, 0)),
-])
-def test_epoch_time(start, end, expected):
-    assert epoch_time(start, end) == expected
-
+# --- plot_history ---------------------------------------------------------------------------------------------------
 
 def test_plot_history_draws_and_saves(tmp_path):
     import matplotlib.pyplot as plt

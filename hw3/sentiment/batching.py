@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import torch
 
+from .data import SEED
+
 DEFAULT_BATCH_SIZE = 128
 
 
@@ -40,7 +42,7 @@ class BucketIterator:
     """
 
     def __init__(self, ids: Sequence[Sequence[int]], labels: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
-                 shuffle: bool = True, pad_id: int = 0, seed: int = 1234, pool_batches: int = 100,
+                 shuffle: bool = True, pad_id: int = 0, seed: int = SEED, pool_batches: int = 100,
                  device: torch.device | str = "cpu") -> None:
         if len(ids) != len(labels):
             raise ValueError(f"{len(ids)} examples but {len(labels)} labels")

@@ -1,16 +1,15 @@
-"""Checkpoints: atomic writes and safe (weights-only) loading.
+"""Checkpoints: the files of a run folder, model.pt's payload, and safe (weights-only) loading.
 
-`model.pt` holds the best model (head weights plus the encoder and settings it needs); `last.pt` holds
-everything to resume (optimizer, epoch, best validation loss and the best head, RNG state, history).
-Both are plain dicts of tensors and numbers, serialized in memory, written to a temporary file beside
-the target, fsynced and renamed over it, so a crash or a full disk mid-write leaves the previous file
-intact; they are loaded with weights_only=True so a checkpoint that would run code is refused.
+`model.pt` holds the best model: head weights, its `ModelConfig` (nanoGPT's pattern: the model is rebuilt
+from the config saved beside its weights) and the encoder; `last.pt` (see `run_state`) adds everything to
+resume. Both are plain dicts of tensors and numbers, serialized in memory and written atomically
+(`hw3.atomic`), so a crash or a full disk mid-write leaves the previous file intact; they are loaded with
+weights_only=True so a checkpoint that would run code is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import math
@@ -24,24 +23,16 @@ from pathlib import Path
 
 import torch
 
-from .errors import HW3Error
+from ..atomic import reason, write_bytes_atomic
+from ..errors import HW3Error
 
 FORMAT = "hw3-bertgru-1"
 BEST = "model.pt"
 LAST = "last.pt"
 METRICS = "metrics.json"
 CURVES = "curves.png"
-# What last.pt must hold to resume a run.
-STATE_KEYS = ("head", "optimizer", "rng", "epoch", "epochs", "best_valid_loss", "best_epoch", "best_head", "history", "config")
 # Leftovers of a killed run: temporary files of write_bytes_atomic and of ensure_writable, the feature spill file.
 STALE_PATTERNS = tuple(f".{name}.*.tmp" for name in (BEST, LAST, METRICS, CURVES, "hw3-probe")) + ("hw3-features-*.f16",)
-# fsync errors that only mean "this file system does not do fsync" (some FUSE mounts).
-_FSYNC_UNSUPPORTED = (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP)
-
-
-def _reason(exc: OSError) -> str:
-    """The short reason of an OSError ('No space left on device'), never 'None'."""
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def ensure_writable(folder: Path) -> None:
@@ -55,7 +46,7 @@ def ensure_writable(folder: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise HW3Error(f"cannot write to {folder} ({_reason(exc)}): choose a writable --out folder") from None
+        raise HW3Error(f"cannot write to {folder} ({reason(exc)}): choose a writable --out folder") from None
 
 
 def remove_stale(folder: Path) -> list[Path]:
@@ -73,62 +64,6 @@ def remove_outputs(folder: Path) -> None:
     """Delete a previous run's last.pt, model.pt, metrics.json and curves.png (last.pt first)."""
     for name in (LAST, BEST, METRICS, CURVES):
         (Path(folder) / name).unlink(missing_ok=True)
-
-
-def _fsync(fd: int) -> None:
-    """fsync that tolerates file systems without fsync, but not write errors (ENOSPC, EIO)."""
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in _FSYNC_UNSUPPORTED:
-            raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Best effort: make a rename durable; silently skipped where directories cannot be fsynced."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _default_mode() -> int:
-    """The mode a normally created file gets (0o666 minus the umask); mkstemp would give 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync, rename over `path`; one-line HW3Error on failure.
-
-    Until the rename, `path` keeps its previous content, so a kill or a full disk never leaves it half written.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise HW3Error(f"cannot write to {path.parent} ({_reason(exc)}): choose a writable --out folder") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            _fsync(f.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        kept = f"; the previous {path.name} is kept" if path.exists() else ""
-        raise HW3Error(f"cannot write {path} ({_reason(exc)}): free disk space and continue with --resume, "
-                       f"or choose another --out folder{kept}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save(obj: dict, path: Path) -> None:
@@ -214,16 +149,6 @@ def _raw_pickle_calls_code(path: Path, limit: int = 100_000) -> bool:
     return False
 
 
-def load_state(path: Path) -> dict:
-    """Load `last.pt` (safely) and check it holds everything needed to resume."""
-    state = load(path)
-    missing = [k for k in STATE_KEYS if k not in state]
-    if missing:
-        raise HW3Error(f"{path} cannot be resumed (it lacks {', '.join(missing)}; written by an older hw3?): "
-                       f"start afresh with another --out or delete {path}")
-    return state
-
-
 def _first_line(exc: BaseException) -> str:
     """The first line of an exception's message (at most 120 characters), or its type name."""
     lines = str(exc).strip().splitlines()
@@ -238,14 +163,12 @@ def check_compatible(ckpt: dict, encoder: str, hidden_size: int, path: Path) -> 
 
 
 def model_payload(model, encoder: str, head: dict | None = None, epoch: int | None = None) -> dict:
-    """What `model.pt` holds: head weights (the model's, or `head`) and everything needed to rebuild the model."""
-    rnn = model.rnn
+    """What `model.pt` holds: head weights (the model's, or `head`), its ModelConfig and the encoder."""
     payload = {
         "format": FORMAT,
         "encoder": encoder,
-        "embedding_dim": rnn.input_size,
-        "model_config": {"hidden_dim": rnn.hidden_size, "output_dim": model.out.out_features, "n_layers": rnn.num_layers,
-                         "bidirectional": rnn.bidirectional, "dropout": model.dropout.p, "pad_id": model.pad_id},
+        "embedding_dim": model.rnn.input_size,
+        "model_config": model.config.to_dict(),
         "head": model.head_state_dict() if head is None else head,
     }
     if epoch is not None:
@@ -259,16 +182,15 @@ def same_head(a: dict, b: dict) -> bool:
 
 
 def restore_model(ckpt: dict, bert, path: Path):
-    """Rebuild a BERTGRUSentiment around `bert` from a checkpoint's config and head weights."""
-    from .model import BERTGRUSentiment
+    """Rebuild a BERTGRUSentiment around `bert` from a checkpoint's ModelConfig and head weights."""
+    from .model import ModelConfig, build_model
 
     cfg = ckpt.get("model_config")
     if not isinstance(cfg, dict) or "head" not in ckpt:
         raise HW3Error(f"{path} lacks the model settings or weights: retrain with `hw3 train`")
     try:
-        model = BERTGRUSentiment(bert, cfg["hidden_dim"], cfg["output_dim"], cfg["n_layers"], cfg["bidirectional"],
-                                 cfg["dropout"], pad_id=cfg["pad_id"])
-    except (KeyError, TypeError, ValueError) as exc:
+        model = build_model(bert, ModelConfig.from_dict(cfg))
+    except (TypeError, ValueError) as exc:
         raise HW3Error(f"{path} has unusable model settings ({_first_line(exc)}): retrain with `hw3 train`") from None
     load_head(model, ckpt["head"], path)
     return model

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import torch
+
 from .encoders import reachable
 from .errors import HW3Error
 
@@ -117,19 +119,26 @@ def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
     return final
 
 
-def resolve_data(data: str = "auto") -> DataSource:
-    """Map 'auto' | 'imdb' | 'sample' | DIR to a DataSource (downloading IMDB when asked)."""
+def resolve_data(data: str = "auto", gpu: bool | None = None) -> DataSource:
+    """Map 'auto' | 'imdb' | 'sample' | DIR to a DataSource (downloading IMDB when asked).
+
+    'auto' takes full IMDB only where a GPU will run BERT (gpu; default: whether torch sees one): on a
+    CPU-only runtime its 50,000 reviews take hours, so it takes the embedded sample and says how to force IMDB.
+    """
     cached = cache_dir() / "aclImdb"
     if data == "sample":
         return DataSource("sample", sample_root(), "embedded sample corpus")
     if data == "imdb":
         return DataSource("imdb", download_imdb(), "full IMDB")
     if data == "auto":
+        if not cached.is_dir() and not reachable(IMDB_URL):
+            return DataSource("sample", sample_root(), "IMDB is not reachable, so the embedded sample corpus")
+        if not (torch.cuda.is_available() if gpu is None else gpu):
+            return DataSource("sample", sample_root(), f"no GPU: full IMDB would take hours on {os.cpu_count()} CPU cores, "
+                              "so the embedded sample; use --data imdb (resolve_data('imdb') in the notebook) to force it")
         if cached.is_dir():
             return DataSource("imdb", cached, "full IMDB from the cache")
-        if reachable(IMDB_URL):
-            return DataSource("imdb", download_imdb(), "full IMDB, downloaded")
-        return DataSource("sample", sample_root(), "IMDB is not reachable, so the embedded sample corpus")
+        return DataSource("imdb", download_imdb(), "full IMDB, downloaded")
     path = Path(data).expanduser()
     if not path.exists():
         raise HW3Error(f"data folder {path} does not exist: use --data sample, --data imdb, or a folder in aclImdb layout")

@@ -1,5 +1,5 @@
-"""The one exception type the sentiment pipeline raises for bad input; the CLI prints it as one line."""
+"""Kept so `from hw3.sentiment.errors import HW3Error` goes on working: it is `hw3.errors.HW3Error`."""
 
+from ..errors import HW3Error
 
-class HW3Error(Exception):
-    """A user-facing error: its message is one line that says what is wrong and how to fix it."""
+__all__ = ["HW3Error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import torch
@@ -9,11 +10,34 @@ from torch import nn
 
 from .padded_gru import final_states
 
-HIDDEN_DIM = 256
-OUTPUT_DIM = 1
-N_LAYERS = 2
-BIDIRECTIONAL = True
-DROPOUT = 0.25
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The GRU head's sizes, with the homework's defaults; saved in checkpoints and used to rebuild the model."""
+
+    hidden_dim: int = 256
+    output_dim: int = 1
+    n_layers: int = 2
+    bidirectional: bool = True
+    dropout: float = 0.25
+    pad_id: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        """The config a checkpoint saved (`asdict` of one); ValueError naming the field for a wrong key or type."""
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ValueError(f"unknown model setting {unknown[0]}")
+        for name, value in values.items():
+            expected = {"int": int, "bool": bool, "float": (int, float)}[types[name]]
+            if not isinstance(value, expected) or (types[name] == "int" and isinstance(value, bool)):
+                raise ValueError(f"{name} = {value!r} is not a {types[name]}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """Plain dict of the settings (what checkpoints hold)."""
+        return asdict(self)
 
 
 class Features(NamedTuple):
@@ -35,12 +59,13 @@ class BERTGRUSentiment(nn.Module):
     `compute_dtype` (e.g. torch.bfloat16) runs the GRU in that precision with float32 master weights.
     """
 
-    def __init__(self, bert: nn.Module, hidden_dim: int = HIDDEN_DIM, output_dim: int = OUTPUT_DIM,
-                 n_layers: int = N_LAYERS, bidirectional: bool = BIDIRECTIONAL, dropout: float = DROPOUT,
-                 pad_id: int = 0) -> None:
+    def __init__(self, bert: nn.Module, hidden_dim: int = ModelConfig.hidden_dim, output_dim: int = ModelConfig.output_dim,
+                 n_layers: int = ModelConfig.n_layers, bidirectional: bool = ModelConfig.bidirectional,
+                 dropout: float = ModelConfig.dropout, pad_id: int = ModelConfig.pad_id) -> None:
         super().__init__()
         self.bert = bert
         self.pad_id = pad_id
+        self.config = ModelConfig(hidden_dim, output_dim, n_layers, bidirectional, dropout, pad_id)
         embedding_dim = bert.config.hidden_size
         self.rnn = nn.GRU(embedding_dim, hidden_dim, num_layers=n_layers, bidirectional=bidirectional,
                           batch_first=True, dropout=0 if n_layers < 2 else dropout)
@@ -77,9 +102,9 @@ class BERTGRUSentiment(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("bert.")}
 
 
-def build_model(bert: nn.Module, pad_id: int = 0) -> BERTGRUSentiment:
-    """The homework's model: hidden 256, output 1, 2 layers, bidirectional, dropout 0.25."""
-    return BERTGRUSentiment(bert, HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, BIDIRECTIONAL, DROPOUT, pad_id=pad_id)
+def build_model(bert: nn.Module, config: ModelConfig = ModelConfig()) -> BERTGRUSentiment:
+    """BERTGRUSentiment around `bert` with `config`'s sizes (default: the homework's model)."""
+    return BERTGRUSentiment(bert, **config.to_dict())
 
 
 def count_parameters(model: nn.Module) -> int:

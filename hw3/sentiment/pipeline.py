@@ -1,8 +1,9 @@
 """`hw3 train`: the whole Q4 job, fast, resumable, writing model.pt, last.pt, metrics.json and curves.png.
 
 Speed comes from not repeating work: reviews are tokenized through a per-word cache (`wordpiece`),
-BERT runs once per review (eval mode, inference mode, bf16 where the hardware has it) and its outputs
-are cached, so later epochs only train the GRU; batches are length-bucketed and the GRU skips padding.
+BERT runs once per review (eval mode, inference mode, in the precision `precision` picks) and its outputs
+are cached where the memory plan puts them and in the persistent feature cache, so later epochs (and
+later runs) only train the GRU; batches are length-bucketed and the GRU skips padding.
 
 Resuming: after every epoch `last.pt` is written first (head, Adam state, torch RNG state, history, best
 validation loss and the best head itself), then `model.pt` when the epoch improved, then metrics.json,
@@ -13,10 +14,8 @@ one fixed order, so a resumed run gives the same numbers as an uninterrupted one
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,44 +23,18 @@ from typing import Callable
 import torch
 from torch import nn, optim
 
-from . import checkpoint
-from .batching import DEFAULT_BATCH_SIZE, BucketIterator
-from .data import SEED, load_splits, resolve_data
+from . import checkpoint, run_state
+from . import precision as policy
+from ..errors import HW3Error
+from .batching import BucketIterator
+from .config import TrainConfig
+from .data import load_splits, resolve_data
 from .encoders import load_bert, resolve_encoder
-from .errors import HW3Error
-from .features import CachedBatches, EmbeddedBatches, precision_embedder, precision_name, store_for
-from .model import build_model, count_parameters, freeze_bert, total_parameters
-from .tokenizer import BERT_MAX_LENGTH, check_vocabulary, encode_batch, load_tokenizer
+from .features import CachedBatches, EmbeddedBatches, cached_batches, make_embedder, persistent_cache, plan_features
+from .model import ModelConfig, build_model, count_parameters, freeze_bert, total_parameters
+from .progress import Eta, bar
+from .tokenizer import check_vocabulary, encode_batch, load_tokenizer
 from .training import evaluate, plot_history, train
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (the `hw3 train` options)."""
-
-    encoder: str = "auto"
-    data: str = "auto"
-    epochs: int = 5
-    max_length: int = BERT_MAX_LENGTH
-    batch_size: int = DEFAULT_BATCH_SIZE
-    out: str = "runs/latest"
-    seed: int = SEED
-    lr: float = 1e-3
-    precision: str = "auto"
-    resume: bool = False
-    device: str = "auto"
-    progress: bool = True
-
-    def validate(self) -> None:
-        """One-line HW3Error for values that cannot work."""
-        if self.epochs < 1:
-            raise HW3Error(f"--epochs must be at least 1, got {self.epochs}")
-        if not 3 <= self.max_length <= BERT_MAX_LENGTH:
-            raise HW3Error(f"--max-length must be between 3 and {BERT_MAX_LENGTH}, got {self.max_length}")
-        if self.batch_size < 1:
-            raise HW3Error(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise HW3Error(f"--precision must be auto, bf16 or fp32, got {self.precision}")
 
 
 def pick_device(name: str) -> torch.device:
@@ -73,43 +46,8 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _progress(iterable, desc: str, enabled: bool):
-    """`iterable` wrapped in a tqdm bar when enabled."""
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False, unit="batch")
-
-
 # Options that must match to continue a run (--epochs may grow, --device may change).
 RESUME_OPTIONS = ("encoder", "data", "max_length", "batch_size", "seed", "lr", "precision")
-
-
-@dataclass
-class Progress:
-    """What finished epochs leave behind: their records and the best model so far."""
-
-    epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    best_valid_loss: float = math.inf
-    best_epoch: int = 0
-    best_head: dict | None = None
-
-    def update(self, record: dict, head: dict) -> bool:
-        """Add one epoch's record; keep a copy of `head` when its validation loss is the best. True if it is."""
-        self.history.append(record)
-        self.epoch = record["epoch"]
-        improved = self.best_head is None or record["valid_loss"] < self.best_valid_loss
-        if improved:
-            self.best_valid_loss, self.best_epoch = record["valid_loss"], record["epoch"]
-            self.best_head = _clone(head)
-        return improved
-
-
-def _clone(tensors: dict) -> dict:
-    """Detached CPU copies of a state dict's tensors (safe to keep while training goes on)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
 
 
 def _resume_state(out: Path, config: TrainConfig, encoder: str, data: str, log: Callable[[str], None]) -> dict | None:
@@ -119,7 +57,7 @@ def _resume_state(out: Path, config: TrainConfig, encoder: str, data: str, log: 
         if config.resume:
             log(f"nothing to resume in {out} (no {checkpoint.LAST}): starting a fresh run")
         return None
-    state = checkpoint.load_state(last)
+    state = run_state.load(last)
     if not config.resume:
         if not state.get("finished", False):
             raise HW3Error(f"{out} holds an unfinished run (stopped after epoch {state['epoch']} of {state['epochs']}): "
@@ -144,22 +82,7 @@ def _check_same_options(state: dict, out: Path, config: TrainConfig, resolved: d
                        f"use --epochs {state['epochs']}")
 
 
-def _restore(state: dict, model, optimizer, path: Path) -> Progress:
-    """Put a saved run's head, Adam state and RNG state back; returns its Progress."""
-    checkpoint.load_head(model, state["head"], path)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise HW3Error(f"{path} holds an unusable optimizer or RNG state ({str(exc).splitlines()[0][:100]}): "
-                       f"start afresh with another --out") from None
-    cuda_rng = state.get("cuda_rng") or []
-    if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda_rng)
-    return Progress(state["epoch"], list(state["history"]), state["best_valid_loss"], state["best_epoch"], state["best_head"])
-
-
-def _sync_best(out: Path, progress: Progress, model, encoder: str, log: Callable[[str], None]) -> None:
+def _sync_best(out: Path, progress: run_state.Progress, model, encoder: str, log: Callable[[str], None]) -> None:
     """Rewrite model.pt from last.pt's best head when a kill left it missing, stale or from another run."""
     try:
         current = checkpoint.load(out / checkpoint.BEST)["head"]
@@ -170,32 +93,11 @@ def _sync_best(out: Path, progress: Progress, model, encoder: str, log: Callable
         log(f"rewrote {out / checkpoint.BEST} from {checkpoint.LAST} (best epoch {progress.best_epoch})")
 
 
-def _last_payload(model, optimizer, progress: Progress, encoder: str, config: dict, epochs: int, finished: bool = False) -> dict:
-    """Everything last.pt holds to resume (tensors copied, so it stays valid while training goes on)."""
-    return {**checkpoint.model_payload(model, encoder, _clone(model.head_state_dict())),
-            "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
-            "epoch": progress.epoch, "epochs": epochs, "best_valid_loss": progress.best_valid_loss,
-            "best_epoch": progress.best_epoch, "best_head": progress.best_head, "history": progress.history,
-            "config": config, "finished": finished}
-
-
-@contextmanager
-def flush_denormals():
-    """Treat subnormal floats as zero while training: CPU GRU backward slows ~6x on them otherwise."""
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def run(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Train, validate each epoch, keep the best model, test it; returns the metrics dict (also in metrics.json)."""
     config.validate()
     try:
-        with flush_denormals():
-            return _run(config, log)
+        return _run(config, log)
     except OSError as exc:
         where = exc.filename or config.out
         raise HW3Error(f"cannot use {where} ({exc.strerror or exc}): check free disk space and permissions, "
@@ -215,13 +117,13 @@ class _Job:
     batches: Callable[..., CachedBatches | EmbeddedBatches]
     record: dict
     log: Callable[[str], None]
-    progress: Progress = field(default_factory=Progress)
+    progress: run_state.Progress = field(default_factory=run_state.Progress)
 
     def resume(self, state: dict, hidden_size: int) -> None:
         """Continue from last.pt: weights, Adam and RNG state, history; repair model.pt if a kill left it stale."""
         path = self.out / checkpoint.LAST
         checkpoint.check_compatible(state, self.encoder, hidden_size, path)
-        self.progress = _restore(state, self.model, self.optimizer, path)
+        self.progress = run_state.restore(state, self.model, self.optimizer, path)
         _sync_best(self.out, self.progress, self.model, self.encoder, self.log)
         self.log(f"resuming {self.out} after epoch {self.progress.epoch} "
                  f"(best valid loss {self.progress.best_valid_loss:.3f} at epoch {self.progress.best_epoch})")
@@ -230,19 +132,21 @@ class _Job:
         """The remaining epochs, each followed by its checkpoint writes."""
         if self.progress.epoch >= self.config.epochs:
             return
-        train_batches, valid_batches = self.batches("train", True), self.batches("valid", False)
+        train_batches, valid_batches = self.batches("train"), self.batches("valid")
         for name, cached in (("train", train_batches), ("valid", valid_batches)):
-            cached.fill(lambda chunks, name=name: _progress(chunks, f"BERT features ({name})", self.config.progress))
+            cached.fill((lambda chunks, name=name: bar(chunks, f"BERT features ({name})", True)) if self.config.progress else None)
+        eta = Eta("training", self.config.epochs - self.progress.epoch, "epochs", self.log, every=0)
         for epoch in range(self.progress.epoch, self.config.epochs):
             train_batches.set_epoch(epoch)
             self.one_epoch(epoch + 1, train_batches, valid_batches)
+            eta.advance(1)
 
     def one_epoch(self, number: int, train_batches: CachedBatches, valid_batches: CachedBatches) -> None:
         """Train and validate once, record it, write last.pt / model.pt / metrics.json."""
         show = self.config.progress
         start = time.perf_counter()
-        train_loss, train_acc = train(self.model, _progress(train_batches, f"epoch {number} train", show), self.optimizer, self.criterion)
-        valid_loss, valid_acc = evaluate(self.model, _progress(valid_batches, f"epoch {number} valid", show), self.criterion)
+        train_loss, train_acc = train(self.model, bar(train_batches, f"epoch {number} train", show), self.optimizer, self.criterion)
+        valid_loss, valid_acc = evaluate(self.model, bar(valid_batches, f"epoch {number} valid", show), self.criterion)
         seconds = time.perf_counter() - start
         improved = self.progress.update({"epoch": number, "train_loss": train_loss, "train_acc": train_acc,
                                          "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": seconds},
@@ -253,13 +157,13 @@ class _Job:
 
     def last_payload(self, finished: bool = False) -> dict:
         """last.pt's content now."""
-        return _last_payload(self.model, self.optimizer, self.progress, self.encoder, self.record["config"],
-                             self.config.epochs, finished)
+        return run_state.payload(self.model, self.optimizer, self.progress, self.encoder, self.record["config"],
+                                 self.config.epochs, finished)
 
     def save_epoch(self, improved: bool) -> None:
         """After an epoch: last.pt first (the source of truth), then model.pt if it improved, then metrics.json."""
         progress = self.progress
-        checkpoint.save(self.last_payload(), self.out / checkpoint.LAST)
+        run_state.save(self.last_payload(), self.out)
         if improved:
             checkpoint.save(checkpoint.model_payload(self.model, self.encoder, progress.best_head, progress.best_epoch),
                             self.out / checkpoint.BEST)
@@ -270,11 +174,11 @@ class _Job:
         """Test the best model, write metrics.json and curves.png, then mark last.pt finished."""
         final_state = self.last_payload(finished=True)  # before the best head replaces the last epoch's
         checkpoint.load_head(self.model, self.progress.best_head, self.out / checkpoint.LAST)
-        test_loss, test_acc = evaluate(self.model, _progress(self.batches("test", False, cache=False), "test", self.config.progress), self.criterion)
+        test_loss, test_acc = evaluate(self.model, bar(self.batches("test"), "test", self.config.progress), self.criterion)
         metrics = {**self.record, "epochs": self.progress.history, "best_epoch": self.progress.best_epoch,
                    "test_loss": test_loss, "test_acc": test_acc}
         _save_results(self.out, metrics, self.progress.history)
-        checkpoint.save(final_state, self.out / checkpoint.LAST)
+        run_state.save(final_state, self.out)
         self.log(f"Test Loss: {test_loss:.3f} | Test Acc: {test_acc * 100:.2f}% (best epoch {self.progress.best_epoch}) | "
                  f"wrote {self.out / checkpoint.BEST}, {self.out / checkpoint.METRICS}, {self.out / checkpoint.CURVES}")
         return metrics
@@ -286,15 +190,34 @@ def _build_model(spec, tokenizer, config: TrainConfig, device: torch.device, log
     random.seed(config.seed)
     bert = load_bert(spec)
     check_vocabulary(tokenizer, bert)
-    model = build_model(bert, pad_id=tokenizer.pad_token_id)
+    model = build_model(bert, ModelConfig(pad_id=tokenizer.pad_token_id))
     freeze_bert(model)
     model.to(device)
     optimizer = optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     criterion = nn.BCEWithLogitsLoss().to(device)
-    embed = precision_embedder(model, config.precision)
+    chosen = policy.apply(model, config.precision)
     log(f"model: {total_parameters(model):,} parameters, {count_parameters(model):,} trainable (BERT frozen) | "
-        f"compute: BERT {precision_name(embed.dtype)}, GRU {precision_name(model.compute_dtype)}")
-    return model, optimizer, criterion, embed
+        f"compute: {chosen.describe()}")
+    return model, optimizer, criterion, make_embedder(model, chosen.bert)
+
+
+def _batch_maker(iterators: dict[str, BucketIterator], model, embed, log: Callable[[str], None]):
+    """name -> the batches of that split: train and valid with their features stored where the memory plan
+    (made for both together, on first use) puts them; test embedded on the fly. All share the persistent cache."""
+    cache = persistent_cache(model, embed.dtype)
+    log(f"feature cache: {cache.folder if cache is not None else 'off'}")
+    places: dict[str, str] = {}
+
+    def batches(name: str) -> CachedBatches | EmbeddedBatches:
+        if name == "test":
+            return EmbeddedBatches(iterators[name], embed, model.bert.config.hidden_size, cache)
+        if not places:
+            plan = plan_features(model, {k: iterators[k] for k in ("train", "valid")}, embed.dtype)
+            log(plan.describe())
+            places.update(plan.places)
+        return cached_batches(model, iterators[name], embed, places[name], cache, f"BERT features ({name})", log)
+
+    return batches
 
 
 def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
@@ -302,7 +225,7 @@ def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
     out = Path(config.out)
     device = pick_device(config.device)
     spec = resolve_encoder(config.encoder)
-    source = resolve_data(config.data)
+    source = resolve_data(config.data, gpu=device.type == "cuda")
     log(f"encoder: {spec.name} ({spec.reason}) | data: {source.name} ({source.reason}) | device: {device}")
     checkpoint.ensure_writable(out)
     state = _resume_state(out, config, spec.name, source.name, log)
@@ -315,23 +238,14 @@ def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
     log(f"tokenized {sum(map(len, ids.values())):,} reviews in {time.perf_counter() - t0:.1f}s | "
         f"train {len(splits.train):,} / valid {len(splits.valid):,} / test {len(splits.test):,}")
     model, optimizer, criterion, embed = _build_model(spec, tokenizer, config, device, log)
-    hidden = model.bert.config.hidden_size
-
-    def batches(name: str, shuffle: bool, cache: bool = True) -> CachedBatches | EmbeddedBatches:
-        """Length-bucketed batches of one split, its BERT features cached (on the GPU when they fit there, else in
-        RAM, spilled to the temp folder if big)."""
-        part = getattr(splits, name)
-        it = BucketIterator(ids[name], [r.label for r in part], config.batch_size, shuffle=shuffle,
-                            pad_id=tokenizer.pad_token_id, seed=config.seed, device=device)
-        if not cache:
-            return EmbeddedBatches(it, embed)
-        return CachedBatches(it, store_for(ids[name], hidden, device), embed)
-
+    iterators = {name: BucketIterator(ids[name], [r.label for r in getattr(splits, name)], config.batch_size,
+                                      shuffle=name == "train", pad_id=tokenizer.pad_token_id, seed=config.seed, device=device)
+                 for name in ids}
     record = {"encoder": spec.name, "data": source.name, "config": {**asdict(config), "encoder": spec.name, "data": source.name},
               "examples": {"train": len(splits.train), "valid": len(splits.valid), "test": len(splits.test)}}
-    job = _Job(config, out, spec.name, model, optimizer, criterion, batches, record, log)
+    job = _Job(config, out, spec.name, model, optimizer, criterion, _batch_maker(iterators, model, embed, log), record, log)
     if state is not None:
-        job.resume(state, hidden)
+        job.resume(state, model.bert.config.hidden_size)
     job.train_epochs()
     return job.finish()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,11 +21,6 @@ def predict_sentiment(model: BERTGRUSentiment, tokenizer, sentence: str) -> floa
     tensor = torch.tensor(ids, dtype=torch.long, device=device).unsqueeze(0)
     with torch.no_grad():
         return torch.sigmoid(model(tensor)).item()
-
-
-def predict_many(model: BERTGRUSentiment, tokenizer, sentences: Sequence[str]) -> list[float]:
-    """`predict_sentiment` for each sentence."""
-    return [predict_sentiment(model, tokenizer, s) for s in sentences]
 
 
 def _checkpoint_file(path: Path) -> Path:

@@ -40,16 +40,14 @@ def max_input_length(tokenizer) -> int:
     return length if 0 < length <= 100_000 else BERT_MAX_LENGTH
 
 
-def special_tokens(tokenizer) -> dict[str, tuple[str, int]]:
-    """{'init': ('[CLS]', 101), 'eos': ('[SEP]', 102), 'pad': ('[PAD]', 0), 'unk': ('[UNK]', 100)}."""
-    tokens = {"init": tokenizer.cls_token, "eos": tokenizer.sep_token, "pad": tokenizer.pad_token, "unk": tokenizer.unk_token}
-    return {role: (tok, tokenizer.convert_tokens_to_ids(tok)) for role, tok in tokens.items()}
+MIN_LENGTH = 3  # [CLS], one token and [SEP]
 
 
-def check_max_length(max_length: int) -> None:
-    """HW3Error unless max_length leaves room for [CLS], one token and [SEP]."""
-    if max_length < 3:
-        raise HW3Error(f"--max-length must be at least 3 (room for [CLS], one token and [SEP]), got {max_length}")
+def check_max_length(max_length: int, limit: int | None = None) -> None:
+    """HW3Error unless max_length leaves room for [CLS], one token and [SEP] (and is at most `limit`, if given)."""
+    if max_length < MIN_LENGTH or (limit is not None and max_length > limit):
+        bound = f"between {MIN_LENGTH} and {limit}" if limit is not None else f"at least {MIN_LENGTH}"
+        raise HW3Error(f"--max-length must be {bound} (room for [CLS], one token and [SEP]), got {max_length}")
 
 
 def tokenize_and_cut(tokenizer, sentence: str, max_length: int = BERT_MAX_LENGTH) -> list[str]:

@@ -47,13 +47,6 @@ def evaluate(model: nn.Module, iterator, criterion: nn.Module) -> tuple[float, f
     return epoch_loss / max(n_batches, 1), epoch_acc / max(n_batches, 1)
 
 
-def epoch_time(start_time: float, end_time: float) -> tuple[int, int]:
-    """Elapsed whole minutes and remaining whole seconds between two time.time() values."""
-    elapsed = end_time - start_time
-    minutes = int(elapsed / 60)
-    return minutes, int(elapsed - minutes * 60)
-
-
 def plot_history(history: list[dict], path=None):
     """Training curves (loss and accuracy, train vs valid, per epoch); saves to `path` if given."""
     import matplotlib
