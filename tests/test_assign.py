@@ -111,7 +111,7 @@ def test_bad_answer_keys_give_one_line_errors(repo, capsys):
     (repo / "answers" / "broken.ipynb").write_text("{not json", encoding="utf-8")
     assert hw3("assign") == 1
     err = capsys.readouterr().err
-    assert err.startswith("hw3 assign: answers/broken.ipynb is not a readable notebook") and err.count("\n") == 1
+    assert err.startswith("hw3 assign: error: answers/broken.ipynb is not a readable notebook") and err.count("\n") == 1
 
     (repo / "answers" / "broken.ipynb").unlink()
     answer = repo / "answers" / "hw3.ipynb"

@@ -123,7 +123,7 @@ def test_results_of_a_failed_grading_are_score_zero_with_the_reason(raw, status,
 
 def test_command_errors_are_one_line_naming_the_fix(tmp_path, capsys):
     assert command(str(tmp_path / "out"), "--notebooks", str(tmp_path / "missing")) == 1
-    assert capsys.readouterr().err == (f"hw3 autograder: no student notebooks in {tmp_path / 'missing'}: run "
+    assert capsys.readouterr().err == (f"hw3 autograder: error: no student notebooks in {tmp_path / 'missing'}: run "
                                        f"`hw3 assign` or pass --notebooks DIR\n")
     assert command(str(tmp_path / "out"), "--grade-options", "--timeout '60") == 1
     assert "has an unclosed quote: close it or drop it" in capsys.readouterr().err

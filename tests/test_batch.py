@@ -91,7 +91,7 @@ def test_an_interrupted_batch_resumes_with_nothing_lost_and_nothing_graded_twice
     interrupted = FakeGrader(interrupt_at=3)
     assert grade(course, "--jobs", "1", "--json", "out.json", fake=interrupted) == 130
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == ("hw3 grade: interrupted: 2 of 5 submissions are graded and stored in grades.sqlite; "
+    assert err[-1] == ("hw3 grade: error: interrupted: 2 of 5 submissions are graded and stored in grades.sqlite; "
                        "run the same command again to grade the rest")
     assert [r["student"] for r in read_json(course["root"] / "out.json")] == ["ada", "bob"]  # what was done
     resumed = FakeGrader()
@@ -153,7 +153,7 @@ def test_merging_two_different_gradings_of_one_student_is_refused(course, capsys
     assert grade(course, "--store", "b.sqlite") == 0
     capsys.readouterr()
     assert hw3("merge-grades", "a.sqlite", "b.sqlite", "--json", "m.json") == 1
-    assert capsys.readouterr().err == ("hw3 merge-grades: a.sqlite and b.sqlite both hold student ada, graded from "
+    assert capsys.readouterr().err == ("hw3 merge-grades: error: a.sqlite and b.sqlite both hold student ada, graded from "
                                        "different submissions: merge the stores of one batch, or regrade the student "
                                        "in one\n")
     assert not Path("m.json").exists()
@@ -196,7 +196,7 @@ def test_a_store_of_another_grader_version_is_refused_with_the_fix(course, capsy
     db.close()
     again = FakeGrader()
     assert grade(course, "--json", "out.json", fake=again) == 1
-    assert capsys.readouterr().err == ("hw3 grade: grades.sqlite was written by grader version 1, this is version 2: "
+    assert capsys.readouterr().err == ("hw3 grade: error: grades.sqlite was written by grader version 1, this is version 2: "
                                        "pass a new --store FILE, or --regrade all to regrade everyone into it\n")
     assert again.calls == [] and len(read_json(Path("out.json"))) == 5  # nothing lost
     assert grade(course, "--regrade", "all", fake=again) == 0
@@ -215,7 +215,7 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_grading(course, 
     expected = {"directory": "a directory", "fifo": "a FIFO", "symlink": "a symbolic link"}[kind]
     for option in ("--json", "--csv", "--gradescope", "--store"):
         assert grade(course, option, target) == 1
-        assert capsys.readouterr().err == f"hw3 grade: {target} is {expected}: pass the path of a regular file\n"
+        assert capsys.readouterr().err == f"hw3 grade: error: {target} is {expected}: pass the path of a regular file\n"
     assert course["fake"].calls == [] and not Path("grades.sqlite").exists()
 
 
@@ -223,13 +223,13 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_grading(course, 
 def test_a_bad_shard_is_a_usage_error_in_one_line(course, capsys, spec):
     assert grade(course, "--shard", spec) == 2
     err = capsys.readouterr().err
-    assert err == f"hw3 grade: --shard {spec!r} is not i/N with 1 ≤ i ≤ N: shards are numbered 1/N to N/N\n"
+    assert err == f"hw3 grade: error: --shard {spec!r} is not i/N with 1 ≤ i ≤ N: shards are numbered 1/N to N/N\n"
     assert course["fake"].calls == []
 
 
 def test_an_unknown_question_to_regrade_is_a_usage_error(course, capsys):
     assert grade(course, "--regrade", "q4.3b,q9") == 2
-    assert capsys.readouterr().err.startswith("hw3 grade: --regrade 'q4.3b,q9': q9 is not a question id: pass ids")
+    assert capsys.readouterr().err.startswith("hw3 grade: error: --regrade 'q4.3b,q9': q9 is not a question id: pass ids")
 
 
 def homework_notebook(*qids: str) -> nbformat.NotebookNode:
@@ -244,12 +244,12 @@ def test_bad_submissions_are_refused_in_one_line_and_nothing_graded_is_lost(cour
     empty = course["subs"] / "zed"
     empty.mkdir()
     assert grade(course) == 1
-    assert capsys.readouterr().err == (f"hw3 grade: {empty} has no notebooks: add the student's .ipynb files or "
+    assert capsys.readouterr().err == (f"hw3 grade: error: {empty} has no notebooks: add the student's .ipynb files or "
                                        f"leave the folder out\n")
     for name in ("part1", "copy of part1"):
         nbformat.write(homework_notebook("q2", "q3a"), empty / f"{name}.ipynb")
     assert grade(course) == 1
-    assert capsys.readouterr().err == (f"hw3 grade: {empty / 'copy of part1.ipynb'} and {empty / 'part1.ipynb'} both "
+    assert capsys.readouterr().err == (f"hw3 grade: error: {empty / 'copy of part1.ipynb'} and {empty / 'part1.ipynb'} both "
                                        f"answer q2: a folder holds one student's notebooks, so move the other "
                                        f"student's into a folder of its own\n")
     (empty / "copy of part1.ipynb").unlink()
@@ -258,10 +258,10 @@ def test_bad_submissions_are_refused_in_one_line_and_nothing_graded_is_lost(cour
     other.mkdir()
     (other / "ada.ipynb").write_text("another ada", encoding="utf-8")
     assert hw3("grade", *course["subs"].iterdir(), other / "ada.ipynb", "--reference", course["root"] / "notebooks") == 1
-    assert capsys.readouterr().err == (f"hw3 grade: {course['subs'] / 'ada.ipynb'} and {other / 'ada.ipynb'} are both "
+    assert capsys.readouterr().err == (f"hw3 grade: error: {course['subs'] / 'ada.ipynb'} and {other / 'ada.ipynb'} are both "
                                        f"student ada: give each student one submission (rename one)\n")
     assert hw3("grade", course["subs"] / "ada.ipynb", course["subs"] / "nobody.ipynb") == 1
-    assert capsys.readouterr().err == f"hw3 grade: no such file or folder: {course['subs'] / 'nobody.ipynb'}\n"
+    assert capsys.readouterr().err == f"hw3 grade: error: no such file or folder: {course['subs'] / 'nobody.ipynb'}\n"
     assert course["fake"].students() == STUDENTS and Path("grades.sqlite").read_bytes() == stored
     assert grade(course) == 0  # a folder with one student's two parts is fine
     assert course["fake"].students() == [*STUDENTS, "zed"]
@@ -325,7 +325,7 @@ def test_a_second_ctrl_c_while_writing_the_outputs_is_one_line_and_keeps_the_sto
     write_atomic = report.write_atomic
     monkeypatch.setattr(report, "write_atomic", interrupted)
     assert grade(course, "--json", "out.json") == 130
-    assert capsys.readouterr().err.splitlines()[-1] == ("hw3 grade: interrupted: everything graded so far is in the "
+    assert capsys.readouterr().err.splitlines()[-1] == ("hw3 grade: error: interrupted: everything graded so far is in the "
                                                         "store; run the same command again to finish")
     again = FakeGrader()
     monkeypatch.setattr(report, "write_atomic", write_atomic)
@@ -349,7 +349,7 @@ def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
     start = time.monotonic()
     rest = grading.communicate(timeout=30)[1]
     assert grading.returncode == 130 and time.monotonic() - start < 10, rest
-    assert rest.splitlines()[-1].startswith("hw3 grade: interrupted: ") and "Traceback" not in rest
+    assert rest.splitlines()[-1].startswith("hw3 grade: error: interrupted: ") and "Traceback" not in rest
     done = read_json(tmp_path / "out.json")
     assert 1 <= len(done) < 4 and all(r["total"] == 6 for r in done)
     deadline = time.monotonic() + 20

@@ -236,7 +236,7 @@ def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, capsys):
     ref.mkdir()
     (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
     assert hw3("grade", tmp_path / "missing.ipynb", "--reference", ref, "--key-file", tmp_path / "key") == 1
-    assert capsys.readouterr().err == f"hw3 grade: no such file or folder: {tmp_path / 'missing.ipynb'}\n"
+    assert capsys.readouterr().err == f"hw3 grade: error: no such file or folder: {tmp_path / 'missing.ipynb'}\n"
     assert hw3("grade", FIXTURE, "--reference", tmp_path / "nowhere") == 1
     assert "no reference notebooks folder" in capsys.readouterr().err
     assert hw3("grade", FIXTURE, "--reference", ref, "--json", tmp_path / "no" / "dir.json") == 1

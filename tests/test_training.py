@@ -142,3 +142,15 @@ def test_plot_history_draws_and_saves(tmp_path):
     path = tmp_path / "curves.png"
     plot_history(history, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_history_takes_exactly_the_four_values_the_homework_names():
+    import matplotlib.pyplot as plt
+
+    from hw3.sentiment.training import plot_history
+
+    records = [{"train_loss": 0.7 - 0.1 * i, "train_acc": 0.5 + 0.1 * i, "valid_loss": 0.7, "valid_acc": 0.6}
+               for i in range(3)]
+    fig = plot_history(records)
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    plt.close(fig)

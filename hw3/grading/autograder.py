@@ -266,7 +266,9 @@ def run_autograder_command(args: argparse.Namespace) -> int:
     try:
         archive = build(args.out, args.notebooks, args.grade_options, args.key_file)
     except AutograderError as exc:
-        print(f"hw3 autograder: {exc}", file=sys.stderr)
+        from hw3.errors import format_error
+
+        print(format_error("autograder", str(exc)), file=sys.stderr)
         return 1
     print(f"wrote {archive} (upload it to Gradescope as the autograder)")
     return 0

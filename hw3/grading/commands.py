@@ -150,7 +150,10 @@ def _memory_gb(text: str) -> float:
 
 
 def _fail(command: str, message: str, code: int = EXIT_FAILED) -> int:
-    print(f"hw3 {command}: {message}", file=sys.stderr)
+    """Print the one-line error in the format of every hw3 command (`hw3.errors.format_error`); return `code`."""
+    from hw3.errors import format_error
+
+    print(format_error(command, message), file=sys.stderr)
     return code
 
 
@@ -297,7 +300,7 @@ def _corpus_features(reference: Path) -> Path | None:
     try:
         return prefill()
     except Exception as exc:  # a missing encoder or cache folder only costs speed
-        print(f"hw3 grade: the corpus features are not shared ({type(exc).__name__}): each notebook computes its own",
+        print(f"hw3 grade: note: the corpus features are not shared ({type(exc).__name__}): each notebook computes its own",
               file=sys.stderr)
         return None
 
@@ -326,7 +329,7 @@ def _grade_into(store_path: Path, submissions: list["batch.Submission"], setting
     with Store(store_path, adopt=regrade == batch.ALL) as store:
         tasks, reused = batch.plan(submissions, store, regrade)
         if reused:
-            print(f"hw3 grade: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
+            print(f"hw3 grade: note: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
         progress = batch.Progress(len(tasks), table)
         try:
             outcome = batch.run(tasks, store, settings, grade=batch.grade_submission, jobs=jobs, on_done=progress)

@@ -207,23 +207,24 @@ class ModelSettings(Exercise):
                 "bert_hidden": plain(getattr(bert_config, "hidden_size", None))}
 
     def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        from hw3.sentiment import model as reference
+        from hw3.sentiment.model import ModelConfig
 
+        reference = ModelConfig()  # the homework's model: hidden 256, 1 output, 2 layers, bidirectional, 0.25
         marks = Marks(self.tests)
         with marks.read(*(t.name for t in self.tests)):
             rnn = outputs["rnn"]
-            wanted = {"hidden_size": reference.HIDDEN_DIM, "num_layers": reference.N_LAYERS,
-                      "bidirectional": reference.BIDIRECTIONAL, "input_size": outputs["bert_hidden"]}
+            wanted = {"hidden_size": reference.hidden_dim, "num_layers": reference.n_layers,
+                      "bidirectional": reference.bidirectional, "input_size": outputs["bert_hidden"]}
             for key, value in wanted.items():
                 if rnn.get(key) != value:
                     marks.fail(self.tests[0].name, f"model.rnn.{key} is {rnn.get(key)!r}, expected {value!r}",
                                f"model.rnn = {rnn}", "pass HIDDEN_DIM = 256, N_LAYERS = 2, BIDIRECTIONAL = True")
-            if not isinstance(outputs["dropout"], float) or not close(outputs["dropout"], reference.DROPOUT):
-                marks.fail("dropout 0.25", f"model.dropout.p is {outputs['dropout']!r}, expected {reference.DROPOUT}",
+            if not isinstance(outputs["dropout"], float) or not close(outputs["dropout"], reference.dropout):
+                marks.fail("dropout 0.25", f"model.dropout.p is {outputs['dropout']!r}, expected {reference.dropout}",
                            f"model.dropout.p = {outputs['dropout']!r}")
-            width = 2 * reference.HIDDEN_DIM if rnn.get("bidirectional") else reference.HIDDEN_DIM
-            if outputs["out"][1] != reference.OUTPUT_DIM:
-                marks.fail("one output", f"model.out has {outputs['out'][1]!r} outputs, expected {reference.OUTPUT_DIM}",
+            width = 2 * reference.hidden_dim if rnn.get("bidirectional") else reference.hidden_dim
+            if outputs["out"][1] != reference.output_dim:
+                marks.fail("one output", f"model.out has {outputs['out'][1]!r} outputs, expected {reference.output_dim}",
                            f"model.out = Linear({outputs['out'][0]}, {outputs['out'][1]})",
                            "OUTPUT_DIM = 1: one logit, the score of 'positive'")
             elif outputs["out"][0] != width and not marks.failed(self.tests[0].name):

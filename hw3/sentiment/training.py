@@ -48,14 +48,18 @@ def evaluate(model: nn.Module, iterator, criterion: nn.Module) -> tuple[float, f
 
 
 def plot_history(history: list[dict], path=None):
-    """Training curves (loss and accuracy, train vs valid, per epoch); saves to `path` if given."""
+    """Training curves (loss and accuracy, train vs valid, per epoch); saves to `path` if given.
+
+    Each record needs the four values the homework names (train_loss, train_acc, valid_loss, valid_acc); its
+    "epoch" is optional (records are numbered 1, 2, ... without it).
+    """
     import matplotlib
 
     if path is not None:
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
+    epochs = [h.get("epoch", number) for number, h in enumerate(history, start=1)]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
     for split, style in (("train", "o-"), ("valid", "s--")):
         ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, label=split)
