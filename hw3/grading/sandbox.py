@@ -180,6 +180,14 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
                 args.extend(["--perms", "0755", "--dir", str(parent)])
         args.extend([kind, source, dest])
 
+    size = str(limits.disk_mb * 2**20)
+    for private in (HOME, "/tmp", "/dev/shm"):  # first: the binds below may lie inside them (a checkout in /tmp)
+        for parent in reversed(Path(private).parents[:-1]):
+            if str(parent) not in made:
+                made.add(str(parent))
+                args.extend(["--perms", "0755", "--dir", str(parent)])
+        args += ["--size", size if private != "/dev/shm" else str(2**28), "--perms", "1777", "--tmpfs", private]
+        made.add(private)
     for path in SYSTEM_DIRS:
         if os.path.exists(path):
             bind("--ro-bind", path, path)
@@ -192,14 +200,6 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
         bind("--ro-bind", path, path)
     bind("--ro-bind", str(mounts.build / "etc" / "passwd"), "/etc/passwd")
     bind("--ro-bind", str(mounts.build / "etc" / "group"), "/etc/group")
-    size = str(limits.disk_mb * 2**20)
-    for private in (HOME, "/tmp", "/dev/shm"):
-        for parent in reversed(Path(private).parents[:-1]):
-            if str(parent) not in made:
-                made.add(str(parent))
-                args.extend(["--perms", "0755", "--dir", str(parent)])
-        args += ["--size", size if private != "/dev/shm" else str(2**28), "--perms", "1777", "--tmpfs", private]
-        made.add(private)
     bind("--ro-bind", str(mounts.build / "hw3"), str(mounts.package_dir))
     bind("--ro-bind", str(mounts.submission), f"{HOME}/submission/{mounts.submission.name}")
     if mounts.feature_cache is not None:
