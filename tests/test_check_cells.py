@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -101,3 +102,15 @@ def test_every_reference_is_withheld_from_the_grading_build():
         for qualname in names:
             assert f"{module}.{qualname} is the course's reference solution" in source
     assert "def tokens(" in (build / "hw3" / "attention.py").read_text()  # the handed-out helpers stay
+
+
+def test_private_folders_are_mounted_before_binds_that_lie_inside_them(tmp_path, monkeypatch):
+    """A checkout (its .venv and hw3) under /tmp must stay visible: the /tmp tmpfs goes first."""
+    from hw3.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "python_dirs", lambda: ["/tmp/checkout/.venv"])
+    mounts = sandbox.Mounts(tmp_path / "build", Path("/tmp/checkout/hw3"), tmp_path / "sockets", tmp_path / "x.ipynb")
+    args = sandbox.bwrap_args(mounts, sandbox.Limits(), {})
+    tmpfs = next(i for i, word in enumerate(args) if word == "/tmp" and args[i - 1] == "--tmpfs")
+    binds = [i for i, word in enumerate(args) if word in ("/tmp/checkout/hw3", "/tmp/checkout/.venv")]
+    assert len(binds) == 4 and all(i > tmpfs for i in binds)  # source and destination of each bind
