@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import io
 import random
+import threading
 from typing import Any
 
 from .exercise import CheckFailed, Exercise, Unreadable, describe_exception, fresh_rng, one_line
@@ -59,12 +60,18 @@ def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -
         return exercise.probe(inputs, *args, **kwargs)
 
 
+SCORING = threading.Lock()
+"""Scorers build their reference models from seeds through torch's global random generator: parallel grading
+jobs (threads of one grader process) take turns, or their models would interleave draws and differ."""
+
+
 def score_safely(qid: str, inputs: dict, outputs: Any) -> QuestionResult:
     """The question's result from returned `outputs` (hostile data): a scorer that trips over it fails every test."""
     q = BY_ID[qid]
     exercise = exercise_of(qid)
     try:
-        tests = exercise.score(inputs, outputs)
+        with SCORING:
+            tests = exercise.score(inputs, outputs)
     except Exception as exc:
         message = one_line(str(exc) if isinstance(exc, Unreadable) else
                            f"the returned values could not be read ({type(exc).__name__})")
