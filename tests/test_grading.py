@@ -277,12 +277,12 @@ def test_a_homework_in_several_notebooks_is_graded_per_student_folder(tmp_path):
 
 
 def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch, capsys):
-    from hw3.grading import grader
+    from hw3.grading import batch
 
     def crash(path, settings):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(grader, "grade_submission", crash)
+    monkeypatch.setattr(batch, "grade_submission", crash)
     ref = tmp_path / "ref"
     ref.mkdir()
     (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
