@@ -12,7 +12,6 @@ import random
 
 import pytest
 import torch
-from torch import nn
 
 from hw3.grading.checks import run_exercise, summary_line
 from hw3.grading.questions import BY_ID, QUESTIONS, auto_questions, max_total

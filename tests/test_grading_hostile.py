@@ -11,10 +11,7 @@ grader. A correct notebook graded after all of them must still earn every point.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat

@@ -20,13 +20,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
 from . import grader
 from .exercise import describe_exception, one_line
-from .grader import Settings, grade_submission
+from .grader import Settings, grade_submission  # noqa: F401 (the grade function `hw3 grade` passes to run)
 from .notebook import NotebookError, check_calls, notebook_paths, read_notebook
 from .questions import BY_ID, QUESTIONS
 from .results import GRADER_VERSION, Report
