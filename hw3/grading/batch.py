@@ -147,14 +147,10 @@ def default_jobs(memory_gb: float) -> int:
 
 
 def available_memory() -> int:
-    """Bytes of memory available to new processes (MemAvailable; free pages where /proc is missing)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    """Bytes of memory available to new kernels (the host's, capped by a cgroup limit: `memory.host_available`)."""
+    from hw3.sentiment.memory import host_available
+
+    return host_available()
 
 
 def plan(submissions: list[Submission], store: Store, regrade: frozenset[str] | None) -> tuple[list[Task], int]:
