@@ -1,6 +1,7 @@
 # Quick start:  make train   (the main job: train and test the Q4 classifier, offline default)
 #               make test    (every test: unit tests and `pytest --nbval` on the answer keys)
-# Both create .venv on first use with pinned, CPU-only dependencies.
+# Both create .venv on first use with pinned, CPU-only dependencies (and, as root, install bubblewrap for the
+# grading sandbox).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,6 +15,9 @@ PYTEST_NBVAL := --nbval --nbval-current-env --nbval-cell-timeout=900 --nbval-san
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null; } || \
+		echo "hw3: the grading sandbox needs bubblewrap: sudo apt-get install bubblewrap"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0

@@ -14,8 +14,11 @@ import nbformat
 import pytest
 
 from hw3.grading.autograder import RESULTS_SCRIPT, AutograderError, build, complete_test, register, results
+from hw3.grading.sandbox import available
 
 from grading_helpers import answer_key, cell, write_course
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start here: {available()}")
 
 HW3 = Path(sys.executable).parent / "hw3"
 TEST_KEYS = {"name", "score", "max_score", "status", "visibility", "output"}

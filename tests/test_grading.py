@@ -20,12 +20,15 @@ from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_be
 from hw3.grading.assign import generate, render, student_notebook, write
 from hw3.grading.questions import QUESTIONS
 from hw3.grading.results import GRADER_VERSION
+from hw3.grading.sandbox import available
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
 REPO = Path(__file__).resolve().parents[1]
 
 FAKE_HARNESS = '''\
 import importlib.abc, importlib.machinery, json, sys
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start here: {available()}")
 
 class FakeHarness(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Serve a hw3.grading.harness whose probes return made-up outputs for every question."""
