@@ -148,11 +148,14 @@ def test_manual_and_unchecked_questions(graded):
 
 
 def test_tampering_earns_nothing(graded):
+    """Fake checks, a fake harness and pasted outputs earn nothing: the wrong functions are scored for what they
+    compute, so only the no-sigmoid binary_accuracy keeps its one sub-test (it does return a fraction)."""
     report = graded["reports"]["tampered"]
-    assert report["total"] == 0
+    assert report["total"] == 1
     for qid, q in rows(report).items():
-        if qid in CHECKED:  # forged probe data is scored like any other data: it is not the answer
-            assert q["status"] == "failed" and q["points"] == 0, q
+        if qid in CHECKED:
+            lost = [t["name"] for t in q["tests"] if t["points"] < t["max_points"]]
+            assert lost == (["rounds the sigmoid"] if qid == "q4.3a" else [t["name"] for t in q["tests"]]), q
 
 
 def test_broken_cells_are_skipped_noted_and_grading_carries_on(graded):
