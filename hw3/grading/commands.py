@@ -38,9 +38,12 @@ exit status:
   130 interrupted (Ctrl-C): what was graded is stored; run the same command
      again to grade the rest
 
-Each notebook runs in its own kernel with --timeout per cell, --memory-gb of memory
-and at most {OUTPUT_LIMIT} characters of output per cell; processes it starts are
-killed after it. A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs).
+Each notebook runs in its own sandboxed kernel (bubblewrap: no network, nothing of the
+grader's visible, an unprivileged user; --no-sandbox only where it cannot start) with
+--timeout per cell, --memory-gb of memory and at most {OUTPUT_LIMIT} characters of output
+per cell; everything it starts dies with it. Points are computed outside the kernel from
+the values its functions return on inputs drawn from the course key (--key-file).
+A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs).
 
 Every report is committed to the --store file as soon as it is graded, keyed by
 student with the digest of the submitted notebooks: running the same command again
