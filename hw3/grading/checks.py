@@ -61,8 +61,9 @@ def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -
 
 
 SCORING = threading.Lock()
-"""Scorers build their reference models from seeds through torch's global random generator: parallel grading
-jobs (threads of one grader process) take turns, or their models would interleave draws and differ."""
+"""Scorers build their reference models from seeds through torch's global random generator, and some inputs
+build small models too: the parallel jobs of one grader process (threads) take turns at both, or one job's
+draws would interleave with another's seeded ones and the reference models would differ."""
 
 
 def score_safely(qid: str, inputs: dict, outputs: Any) -> QuestionResult:

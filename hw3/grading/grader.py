@@ -35,7 +35,7 @@ import nbformat
 from . import sandbox as sandboxing
 from . import store, withheld
 from .assign import ANSWER_PLACEHOLDER
-from .checks import score_safely
+from .checks import SCORING, score_safely
 from .exercise import one_line, seeded_rng
 from .execute import Execution, Launch, execute
 from .harness import final_cell
@@ -332,7 +332,8 @@ def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released, st
     valid, problems = match_reference(check_calls(nb.cells), released.checks)
     wanted = [q for q in released.checks if settings.only is None or q in settings.only]
     valid = {q: c for q, c in valid.items() if q in wanted}
-    inputs = {qid: BY_ID[qid].exercise.inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
+    with SCORING:  # some inputs build small torch models: no draw of another job's scorer may interleave
+        inputs = {qid: BY_ID[qid].exercise.inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
     probed = probe_notebook(nb, path, valid, inputs, settings) if valid else Probed()
     untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
     findings = Findings(problems, probed.execution.failures, untouched, regions(list(valid.values())), probed,
