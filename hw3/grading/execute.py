@@ -8,7 +8,7 @@ MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's o
 
 The kernel is an `ipykernel` started through `sandbox.kernel_command` (bubblewrap, an unprivileged user,
 resource limits) and talks to nbclient over unix sockets in a private folder (`Launch.sockets`); the
-folder is watched, and a kernel that writes more than its disk limit there is killed. Outputs are capped
+folder is watched (`diskwatch`), and a kernel that keeps more than its disk limit there is killed. Outputs are capped
 per cell, and stored outputs of the submitted notebook are dropped before running.
 """
 
@@ -20,8 +20,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from . import sandbox
+from .diskwatch import DiskWatch, process_tree
 from .exercise import one_line
 from .sandbox import OUTPUT_LIMIT, Limits, Mounts
 
@@ -42,6 +41,18 @@ KERNEL_NAME = "python3"
 _QUIET = logging.getLogger("hw3.grading.kernel")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
+
+
+class _KernelPollNoise(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for nbclient's kernel-alive poll: when a killed
+    kernel's client is cleaned up, the poll fails on the missing client and asyncio would print its
+    traceback on the grader's terminal. The kill itself is already reported per cell."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_async_poll_kernel_alive" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_KernelPollNoise())
 
 
 @dataclass
@@ -108,41 +119,6 @@ def kernel_manager(launch: Launch) -> SandboxedKernelManager:
     km.connection_file = str(launch.sockets / "kernel.json")
     km.launch = launch
     return km
-
-
-class DiskWatch:
-    """Kills the kernel when the socket folder (the only folder the sandbox shares) grows past the disk limit,
-    or when the free space of its file system drops by more than that (files written after being unlinked)."""
-
-    def __init__(self, folder: Path, limit_bytes: int, kill: Callable[[], None]) -> None:
-        self.folder, self.limit, self.kill = folder, limit_bytes, kill
-        self.tripped = False
-        self._free = self._free_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _free_bytes(self) -> int:
-        try:
-            stats = os.statvfs(self.folder)
-        except OSError:
-            return 0
-        return stats.f_bavail * stats.f_frsize
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.25):
-            if (sandbox.folder_size(self.folder) > self.limit
-                    or self._free - self._free_bytes() > self.limit):
-                self.tripped = True
-                self.kill()
-                return
-
-    def __enter__(self) -> "DiskWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def _size(output: dict) -> int:
@@ -217,7 +193,7 @@ def cell_error(index: int, error: str, limits: Limits) -> str:
 
 
 def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
-              watch: "DiskWatch", cgroup: sandbox.Cgroup | None) -> str | None:
+              watch: DiskWatch, cgroup: sandbox.Cgroup | None) -> str | None:
     """Execute one notebook cell: its one-line error, or None; _Broken when it hangs or kills the kernel."""
     try:
         client.execute_cell(cell, index)
@@ -279,7 +255,8 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
                           record_timing=False, log=_QUIET, output_limit=launch.limits.output_limit)
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
-    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, lambda: _kill(km))
+    owner = launch.uid if launch.mounts and sandbox.is_root() else os.getuid()
+    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, owner, lambda: _processes(km), lambda: _kill(km))
     try:
         with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:
@@ -294,6 +271,14 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
         if km.cgroup:
             km.cgroup.remove()
     return result
+
+
+def _processes(km: SandboxedKernelManager) -> list[int]:
+    """The pids of the kernel's processes: its cgroup's members, else the launcher's process tree."""
+    if km.cgroup:
+        return km.cgroup.pids()
+    pid = getattr(km.provisioner, "pid", None) if km.provisioner else None
+    return process_tree(pid) if pid else []
 
 
 def _kill(km: SandboxedKernelManager) -> None:

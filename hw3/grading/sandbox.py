@@ -320,6 +320,13 @@ class Cgroup:
             return None
         return cls(folders, v2)
 
+    def pids(self) -> list[int]:
+        """The processes in the cgroup now."""
+        try:
+            return [int(p) for p in self.procs[0].read_text().split()]
+        except (OSError, ValueError, IndexError):
+            return []
+
     def out_of_memory(self) -> bool:
         """True when the kernel of the OS killed a process of this cgroup for memory."""
         for folder in self.folders:
@@ -337,10 +344,7 @@ class Cgroup:
         """Kill what is left in the cgroup and remove it."""
         for folder in self.folders:
             for _ in range(50):
-                try:
-                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
+                pids = Cgroup([folder], self.v2).pids()
                 if not pids:
                     break
                 for pid in pids:
@@ -381,22 +385,3 @@ def private_folder(prefix: str, uid: int | None) -> Path:
     if uid is not None and is_root():
         os.chown(folder, uid, uid)
     return folder
-
-
-def folder_size(folder: Path) -> int:
-    """Bytes the entries directly under `folder` use (the socket folder is flat): file sizes, at least 4 KiB
-    per entry (so a million empty files count), and 1 TiB for a folder (none belongs there)."""
-    total = 0
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        total += 2**40
-                    else:
-                        total += max(entry.stat(follow_symlinks=False).st_size, 4096)
-                except OSError:
-                    continue
-    except OSError:
-        return 0
-    return total

@@ -1,0 +1,155 @@
+"""Holding one kernel to its disk limit in the one folder it shares with the grader, and blaming only it.
+
+A kernel may write in its socket folder (its ZeroMQ sockets and the probes' results live there), so the
+grader counts what the kernel keeps on that folder's file system: the files it can list there, plus the
+files the kernel's own processes hold open or mapped after unlinking them (invisible to a listing). Free
+space of the whole file system is not a measure: other jobs and programs share it, and a watch reading it
+would stop an honest kernel for a neighbour's writes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+LIST_EVERY_S = 0.25
+SCAN_EVERY_TICKS = 2  # the process scan (fds and maps of every kernel process) runs every other tick
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes the entries directly under `folder` use (the socket folder is flat): file sizes, at least 4 KiB
+    per entry (so a million empty files count), and 1 TiB for a folder (none belongs there)."""
+    total = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        total += 2**40
+                    else:
+                        total += max(entry.stat(follow_symlinks=False).st_size, 4096)
+                except OSError:
+                    continue
+    except OSError:
+        return 0
+    return total
+
+
+def _parent(pid: str) -> int | None:
+    """The parent pid of process `pid` (from /proc/<pid>/stat), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process below it, from the parent links in /proc (a PID namespace's orphans are
+    adopted by its first process, which is below the launcher)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            parent = _parent(name)
+            if parent is not None:
+                children.setdefault(parent, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _held_open(pid: int, dev: int, owner: int, seen: set[int]) -> int:
+    """Bytes of unlinked files on device `dev`, owned by `owner`, that process `pid` holds open."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if st.st_nlink == 0 and st.st_dev == dev and st.st_uid == owner and st.st_ino not in seen:
+            seen.add(st.st_ino)
+            total += st.st_blocks * 512
+    return total
+
+
+def _held_mapped(pid: int, dev: int, owner: int, seen: set[int]) -> int:
+    """Bytes of unlinked files on device `dev` that process `pid` has mapped (its fds may be closed).
+
+    The file is measured through /proc/<pid>/map_files where the grader may read it (as root); otherwise
+    the mapping's length stands for it.
+    """
+    device = f"{os.major(dev):02x}:{os.minor(dev):02x}"
+    total = 0
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return 0
+    for line in lines:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or parts[3] != device or not parts[5].rstrip("\n").endswith("(deleted)"):
+            continue
+        inode = int(parts[4])
+        if inode in seen:
+            continue
+        seen.add(inode)
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        try:
+            st = os.stat(f"/proc/{pid}/map_files/{parts[0]}")
+            total += st.st_blocks * 512 if st.st_uid == owner else 0
+        except OSError:
+            total += end - start
+    return total
+
+
+def held_bytes(pids: list[int], dev: int, owner: int) -> int:
+    """Bytes that unlinked files on device `dev` owned by `owner` still take, held open or mapped by `pids`."""
+    seen: set[int] = set()
+    return sum(_held_open(pid, dev, owner, seen) + _held_mapped(pid, dev, owner, seen) for pid in pids)
+
+
+class DiskWatch:
+    """Kills the kernel when what it keeps in the socket folder's file system passes the disk limit.
+
+    `processes()` gives the pids of the kernel's processes (empty before it starts); files the sandbox
+    creates are owned by `owner`.
+    """
+
+    def __init__(self, folder: Path, limit_bytes: int, owner: int, processes: Callable[[], list[int]],
+                 kill: Callable[[], None]) -> None:
+        self.folder, self.limit, self.owner, self.processes, self.kill = folder, limit_bytes, owner, processes, kill
+        self.tripped = False
+        self._dev = os.stat(folder).st_dev
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def used(self, scan: bool = True) -> int:
+        """Bytes the kernel keeps there: the folder's listing, plus (with `scan`) its unlinked files."""
+        listed = folder_size(self.folder)
+        return listed + (held_bytes(self.processes(), self._dev, self.owner) if scan else 0)
+
+    def _watch(self) -> None:
+        tick = 0
+        while not self._stop.wait(LIST_EVERY_S):
+            tick += 1
+            if self.used(scan=tick % SCAN_EVERY_TICKS == 0) > self.limit:
+                self.tripped = True
+                self.kill()
+                return
+
+    def __enter__(self) -> "DiskWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
