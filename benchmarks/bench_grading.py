@@ -5,7 +5,9 @@ answers/hw3_q4.ipynb), graded against notebooks/ by `python -m hw3 grade` in a s
 results store per run so nothing is reused. Prints, per --jobs: CPU-seconds per submission (the whole
 machine's busy CPU time during the run, from /proc/stat: sandboxed kernels are not waited for by the grader,
 so their CPU time never reaches its RUSAGE_CHILDREN; run it on an otherwise idle machine), wall seconds,
-and submissions per hour. `--no-sandbox` times the same grading without bubblewrap.
+submissions per hour, the peak memory of the grader and its kernels together (PSS, sampled every 0.2 s),
+and the points of each submission (the same answers must score the same in every run and grader
+version). `--no-sandbox` times the same grading without bubblewrap.
 
     python benchmarks/bench_grading.py --copies 4 --jobs 1 2
     python benchmarks/bench_grading.py --repo ../main --baseline --copies 2 --jobs 1   # an older grader
@@ -18,6 +20,7 @@ than them, and is only meaningful with --jobs 1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from hw3.grading.diskwatch import process_tree  # noqa: E402
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
 
 
@@ -60,32 +65,58 @@ def machine_cpu() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one `hw3 grade` run over `students`."""
+def tree_pss(pid: int) -> int:
+    """Bytes of memory the process `pid` and everything below it use now (proportional set sizes: pages
+    shared by the grader and its kernels, such as torch's libraries, count once)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total
+
+
+def points(grades: Path) -> str:
+    """The points of each graded submission, e.g. "23 23" (questions graded by hand count 0 until merged)."""
+    return " ".join(f"{sum(q['points'] for q in report['questions']):g}" for report in json.loads(grades.read_text()))
+
+
+def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path) -> tuple[float, float, int, str]:
+    """(CPU seconds, wall seconds, peak bytes of the grader and its kernels, points per submission) of one
+    `hw3 grade` run over `students`."""
     command = [sys.executable, "-m", "hw3", "grade", *map(str, students), "--reference", str(ROOT / "notebooks"),
                "--timeout", args.timeout, "--json", str(work / f"grades-{jobs}.json")]
     if not args.baseline:
         command += ["--jobs", str(jobs), "--store", str(work / f"grades-{jobs}-{args.no_sandbox}.sqlite"),
                     "--key-file", str(work / "course.key"), *(["--no-sandbox"] if args.no_sandbox else [])]
     cpu, start = machine_cpu(), time.perf_counter()
-    run = subprocess.run(command, cwd=args.repo, capture_output=True, text=True)
+    run = subprocess.Popen(command, cwd=args.repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while run.poll() is None:
+        peak = max(peak, tree_pss(run.pid))
+        time.sleep(0.2)
+    stderr = run.stderr.read()
     wall, cpu = time.perf_counter() - start, machine_cpu() - cpu
     if run.returncode != 0:
-        sys.exit(f"bench_grading: hw3 grade exited {run.returncode}: {run.stderr.strip()[-500:]}")
-    return cpu, wall
+        sys.exit(f"bench_grading: hw3 grade exited {run.returncode}: {stderr.strip()[-500:]}")
+    return cpu, wall, peak, points(work / f"grades-{jobs}.json")
 
 
 def main() -> None:
     args = parse_args()
     print(f"{args.copies} submissions, grader of {args.repo}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
-    print(f"{'jobs':>4} {'CPU s/submission':>17} {'wall s':>8} {'submissions/hour':>17}", flush=True)
+    print(f"{'jobs':>4} {'CPU s/submission':>17} {'wall s':>8} {'submissions/hour':>17} {'peak MiB':>9}  points",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         work = Path(tmp)
         students = make_submissions(work, args.copies)
         for jobs in args.jobs:
-            cpu, wall = grade(args, students, jobs, work)
-            print(f"{jobs:>4} {cpu / args.copies:>17.1f} {wall:>8.1f} {3600 * args.copies / wall:>17.1f}", flush=True)
+            cpu, wall, peak, scores = grade(args, students, jobs, work)
+            print(f"{jobs:>4} {cpu / args.copies:>17.1f} {wall:>8.1f} {3600 * args.copies / wall:>17.1f} "
+                  f"{peak / 2**20:>9.0f}  {scores}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from grading_helpers import FIXTURE, hw3, write_course
 
 from hw3.grading import batch
 from hw3.grading.questions import QUESTIONS
-from hw3.grading.results import QuestionResult, Report
+from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
 
 STUDENTS = ["ada", "bob", "cy", "dee", "eve"]
 AUTO = [q.id for q in QUESTIONS if q.kind == "auto"]
@@ -196,8 +196,9 @@ def test_a_store_of_another_grader_version_is_refused_with_the_fix(course, capsy
     db.close()
     again = FakeGrader()
     assert grade(course, "--json", "out.json", fake=again) == 1
-    assert capsys.readouterr().err == ("hw3 grade: error: grades.sqlite was written by grader version 1, this is version 2: "
-                                       "pass a new --store FILE, or --regrade all to regrade everyone into it\n")
+    assert capsys.readouterr().err == (f"hw3 grade: error: grades.sqlite was written by grader version 1, this is version "
+                                       f"{GRADER_VERSION}: pass a new --store FILE, or --regrade all to regrade everyone "
+                                       f"into it\n")
     assert again.calls == [] and len(read_json(Path("out.json"))) == 5  # nothing lost
     assert grade(course, "--regrade", "all", fake=again) == 0
     assert again.students() == STUDENTS
@@ -306,7 +307,7 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
     assert hw3(*args) == 0
     first = read_json(Path("first.json"))
     assert [(r["student"], r["total"]) for r in first] == [("one", 6), ("two", 6)]
-    assert first[0]["grader_version"] == "2" and len(first[0]["digest"]) == 64
+    assert first[0]["grader_version"] == GRADER_VERSION and len(first[0]["digest"]) == 64
 
     def no_kernels(path, settings):
         raise AssertionError("graded again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 import sys
@@ -114,3 +115,42 @@ def test_private_folders_are_mounted_before_binds_that_lie_inside_them(tmp_path,
     tmpfs = next(i for i, word in enumerate(args) if word == "/tmp" and args[i - 1] == "--tmpfs")
     binds = [i for i, word in enumerate(args) if word in ("/tmp/checkout/hw3", "/tmp/checkout/.venv")]
     assert len(binds) == 3 and all(i > tmpfs for i in binds)  # the .venv as source and destination, hw3 as destination
+
+
+def test_the_grading_build_ships_the_grading_corpus_as_its_sample(tmp_path):
+    """A graded notebook's load_splits gives exactly what the grader expects for q4.1b (corpus.grading_splits),
+    and the build holds nothing else of the 400-review sample."""
+    from hw3.grading.corpus import PER_LABEL, grading_splits
+    from hw3.grading.grader import grading_build
+
+    build = grading_build()
+    code = ("from hw3.sentiment.data import load_splits, resolve_data\n"
+            "print(repr([[tuple(r) for r in part] for part in load_splits(resolve_data('auto'))]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(build), "PATH": "/usr/bin:/bin", "HW3_CACHE": str(tmp_path),
+                              "HW3_OFFLINE": "1"}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == repr([[tuple(r) for r in part] for part in grading_splits()])
+    files = list((build / "hw3" / "sentiment" / "corpus" / "aclImdb").rglob("*.txt"))
+    assert len(files) == 2 * sum(PER_LABEL.values())
+
+
+def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
+    from hw3.grading import sandbox
+
+    probe = sandbox.Cgroup.create("sweep-probe", sandbox.Limits())
+    if probe is None:
+        pytest.skip("no writable cgroup here (not root, or no memory/pids controllers)")
+    probe.remove()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    base = probe.folders[0].parent
+    stale, live = base / f"hw3-{int(gone.stdout)}-stale", base / f"hw3-{os.getpid()}-live"
+    stale.mkdir()
+    live.mkdir()
+    try:
+        sandbox.sweep_stale_cgroups.__wrapped__()
+        assert not stale.exists() and live.exists()
+    finally:
+        for folder in (stale, live):
+            if folder.exists():
+                folder.rmdir()

@@ -181,8 +181,26 @@ def test_q4_1(bundled_tokenizer):
     assert_full(grade("q4.1a", bundled_tokenizer.vocab_size))
     assert "longest input" in lost(grade("q4.1a", 512))["vocabulary size"]
     assert_full(grade("q4.1b", (196, 84, 120), None))
-    assert_full(grade("q4.1b", [196, 84, 120], "made-up splits are ignored"))
     assert "30%" in lost(grade("q4.1b", (280, 84, 120), None))["split sizes"]
+    imdb = ([0] * 17500, [0] * 7500, [0] * 25000)  # the notebook's own data: in Colab, full IMDB
+    assert_full(grade("q4.1b", (17500, 7500, 25000), imdb))
+    assert "expected (17500, 7500, 25000)" in grade("q4.1b", (196, 84, 120), imdb).tests[0].message
+
+
+def test_q4_1b_when_graded_expects_the_graders_own_corpus():
+    """`hw3 grade` expects the sizes of the grading corpus (the grading build's sample), whatever `splits`
+    the notebook passes."""
+    from hw3.grading.checks import score_safely
+    from hw3.grading.corpus import grading_splits
+
+    exercise = BY_ID["q4.1b"].exercise
+    inputs = exercise.grader_inputs(random.Random(1))
+    expected = tuple(len(part) for part in grading_splits())
+    assert expected == (11, 5, 8)
+    made_up = ([0] * 196, [0] * 84, [0] * 120)
+    assert score_safely("q4.1b", inputs, exercise.probe(inputs, expected, made_up)).status == "passed"
+    result = score_safely("q4.1b", inputs, exercise.probe(inputs, (196, 84, 120), made_up))
+    assert result.points == 0 and "expected (11, 5, 8)" in result.tests[0].message
 
 
 def test_q4_2a(homework_model):

@@ -52,7 +52,8 @@ STYLE_A = {
     "q3b": "def self_attention(X):\n    S = X @ X.T\n    W = torch.softmax(S - S.max(dim=1, keepdim=True).values, dim=1)\n"
            "    return W, W @ X",
     "q4.1a": "vocab_size = len(tokenizer.vocab)",
-    "q4.1b": "sizes = (196, 84, 120)",
+    "q4.1b": "from hw3.sentiment.data import load_splits\nsplits = load_splits('auto')\n"
+             "sizes = (len(splits.train), len(splits.valid), len(splits.test))",
     "q4.2a": "model = BERTGRUSentiment(tiny_bert(0, vocab_size=len(tokenizer)), 256, 1, 2, True, 0.25)",
     "q4.2b": "def count_parameters(model):\n    return sum(p.numel() for p in model.parameters() if p.requires_grad)",
     "q4.2c": "for name, param in model.named_parameters():\n    if name.startswith('bert'):\n"
@@ -86,7 +87,7 @@ STYLE_B = {
     "q3b": "def self_attention(X):\n    S = X @ X.T\n    E = torch.exp(S - S.amax(1, keepdim=True))\n"
            "    W = E / E.sum(1, keepdim=True)\n    return (W, torch.einsum('ij,jd->id', W, X))",
     "q4.1a": "vocab_size = tokenizer.vocab_size",
-    "q4.1b": "sizes = [196, 84, 120]",
+    "q4.1b": "from hw3.sentiment.data import load_splits\nsizes = [len(part) for part in load_splits('sample')]",
     "q4.2a": "HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, BIDIRECTIONAL, DROPOUT = 256, 1, 2, True, 0.25\n"
              "model = BERTGRUSentiment(tiny_bert(1, vocab_size=len(tokenizer)), HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, "
              "BIDIRECTIONAL, DROPOUT)",

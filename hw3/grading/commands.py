@@ -291,10 +291,10 @@ def _grade_batch(args: argparse.Namespace) -> int:
 
 
 def _corpus_features(reference: Path) -> Path | None:
-    """The shared, read-only BERT features of the embedded corpus (computed once), when the released notebooks
+    """The shared, read-only BERT features of the grading corpus (computed once), when the released notebooks
     compute them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then
     compute their own."""
-    from .corpus_features import prefill
+    from .corpus import prefill
     from .notebook import notebook_paths
 
     if not any("cache_features(" in path.read_text(encoding="utf-8", errors="replace")

@@ -70,6 +70,11 @@ class Exercise:
     def inputs(self, rng: random.Random) -> dict:
         raise NotImplementedError
 
+    def grader_inputs(self, rng: random.Random) -> dict:
+        """The inputs when `hw3 grade` scores the exercise in its own process (default: `inputs`). An exercise
+        whose expectation is the grader's own data adds it here, out of the student's kernel's reach."""
+        return self.inputs(rng)
+
     def probe(self, inputs: dict, *objects: Any) -> Any:
         raise NotImplementedError
 

@@ -333,7 +333,7 @@ def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released, st
     wanted = [q for q in released.checks if settings.only is None or q in settings.only]
     valid = {q: c for q, c in valid.items() if q in wanted}
     with SCORING:  # some inputs build small torch models: no draw of another job's scorer may interleave
-        inputs = {qid: BY_ID[qid].exercise.inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
+        inputs = {qid: BY_ID[qid].exercise.grader_inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
     probed = probe_notebook(nb, path, valid, inputs, settings) if valid else Probed()
     untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
     findings = Findings(problems, probed.execution.failures, untouched, regions(list(valid.values())), probed,

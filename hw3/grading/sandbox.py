@@ -301,15 +301,18 @@ class Cgroup:
 
     @classmethod
     def create(cls, name: str, limits: Limits) -> "Cgroup | None":
+        """The cgroup `hw3-<grader pid>-<name>`, set to `limits`; None where none can be made."""
         if not is_root():
             return None
+        sweep_stale_cgroups()
         v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
         settings = ({"": {"memory.max": limits.memory_bytes, "pids.max": limits.processes}} if v2 else
                     {"memory": {"memory.limit_in_bytes": limits.memory_bytes}, "pids": {"pids.max": limits.processes}})
         folders = []
         try:
             for controller, values in settings.items():
-                folder = CGROUP_ROOT / controller / f"hw3-{name}" if controller else CGROUP_ROOT / f"hw3-{name}"
+                base = CGROUP_ROOT / controller if controller else CGROUP_ROOT
+                folder = base / f"hw3-{os.getpid()}-{name}"
                 folder.mkdir()
                 folders.append(folder)
                 for key, value in values.items():
@@ -357,6 +360,24 @@ class Cgroup:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+@lru_cache(maxsize=1)
+def sweep_stale_cgroups() -> None:
+    """Remove (once per process) the kernel cgroups of graders that are gone: one killed mid-batch never
+    removed its own. A cgroup of a running grader (its pid in the name) is left alone."""
+    for folder in [*CGROUP_ROOT.glob("hw3-*"), *CGROUP_ROOT.glob("*/hw3-*")]:
+        parts = folder.name.split("-")
+        if len(parts) != 3 or not parts[1].isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # its grader still runs
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        Cgroup([folder], False).remove()
 
 
 def drop_prefix(uid: int) -> list[str]:

@@ -157,10 +157,12 @@ class VocabSize(Exercise):
 
 
 class SplitSizes(Exercise):
-    """q4.1b: sizes = (n_train, n_valid, n_test), computed by the grader from its own copy of the data.
+    """q4.1b: sizes = (n_train, n_valid, n_test) of the data the notebook loaded.
 
-    A grading kernel is offline with an empty cache, so the notebook loads the embedded sample; the
-    `splits` the student passes are not trusted.
+    In the notebook's own check the expectation is the `splits` it passes (its data: the embedded sample,
+    or full IMDB in Colab). `hw3 grade` does not trust them: a grading kernel is offline with an empty
+    cache, so it loads the grading build's embedded sample, the grading corpus, and the grader expects the
+    sizes of its own copy of it (`corpus.grading_splits`).
     """
 
     tests = (Test("split sizes", 1.0),)
@@ -168,16 +170,25 @@ class SplitSizes(Exercise):
     def inputs(self, rng: random.Random) -> dict:
         return {}
 
-    def probe(self, inputs: dict, sizes: Any, splits: Any = None) -> Any:
-        return plain(sizes)
+    def grader_inputs(self, rng: random.Random) -> dict:
+        from .corpus import grading_splits
+
+        return {"expected": [len(part) for part in grading_splits()]}
+
+    def probe(self, inputs: dict, sizes: Any, splits: Any = None) -> dict:
+        try:
+            given = [len(part) for part in splits] if splits is not None and len(splits) == 3 else None
+        except Exception:  # not three sized parts: the check falls back to the embedded sample
+            given = None
+        return {"sizes": plain(sizes), "splits": given}
 
     def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
         from hw3.sentiment.data import load_splits
 
         marks = Marks(self.tests)
-        expected = [len(part) for part in load_splits("sample")]
         with marks.read("split sizes"):
-            got = numbers(outputs, "sizes", (3,))
+            expected = inputs.get("expected") or outputs["splits"] or [len(part) for part in load_splits("sample")]
+            got = numbers(outputs["sizes"], "sizes", (3,))
             if got != expected:
                 hint = ("these are the sizes before the split: 30% of the training reviews form the validation set"
                         if got[0] + got[1] == expected[0] + expected[1] + expected[1] else
@@ -467,30 +478,49 @@ def score_mean(marks: Marks, test: str, what: str, result: Any, reference: dict,
                    what, "add binary_accuracy(...).item() of every batch and divide by len(iterator)")
 
 
-class Train(Exercise):
+class _Epoch(Exercise):
+    """q4.3b and q4.3c: one pass of the student's function over the grader's batches (`run_epoch` in the
+    kernel), scored against the reference's pass over the same batches (`reference_epoch`)."""
+
+    kind = ""  # "train" or "evaluate": the reference function, and whether an optimizer is passed
+    what = ""
+
+    def inputs(self, rng: random.Random) -> dict:
+        return _epoch_inputs(rng)
+
+    def probe(self, inputs: dict, function: Any) -> dict:
+        training = self.kind == "train"
+        return run_epoch(function, inputs, uses_optimizer=training, start_training=not training)
+
+    def require_a_pass(self, outputs: Any) -> None:
+        """Unreadable unless the function returned and called the model (a function that raised fails every test)."""
+        returned(outputs["result"], self.what)
+        if not outputs["modes"]:
+            raise Unreadable(f"{self.what} never called the model: loop over the batches with `for x, y in iterator`")
+
+    def score_mean(self, marks: Marks, inputs: dict, outputs: Any, reference: dict) -> None:
+        """The last sub-test: the returned means against `reference`'s run."""
+        mean = self.tests[-1].name
+        with marks.read(mean, input=self.what):
+            score_mean(marks, mean, self.what, outputs["result"], reference, inputs["accuracies"])
+
+
+class Train(_Epoch):
     """q4.3b: one training epoch in train mode that updates the model exactly like the reference."""
 
     tests = (Test("updates the model like the reference", 1.5), Test("train mode with gradients", 0.5),
              Test("mean loss and accuracy", 1.0))
     references = ("hw3.sentiment.training:train",)
-    what = "train(model, iterator, optimizer, criterion)"
-
-    def inputs(self, rng: random.Random) -> dict:
-        return _epoch_inputs(rng)
-
-    def probe(self, inputs: dict, train: Any) -> dict:
-        return run_epoch(train, inputs, uses_optimizer=True, start_training=False)
+    kind, what = "train", "train(model, iterator, optimizer, criterion)"
 
     def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
         marks = Marks(self.tests)
-        updates, mode, mean = (t.name for t in self.tests)
+        updates, mode, _ = (t.name for t in self.tests)
         reference = reference_epoch("train", inputs)
         trajectory = reference  # the run whose losses the student's mean is compared with
         initial = head_values(tiny_model(inputs["model_seed"], dropout=0.0))
         with marks.read(*(t.name for t in self.tests), input=self.what):
-            returned(outputs["result"], self.what)  # a train that raised fails every test, with its error
-            if not outputs["modes"]:
-                raise Unreadable(f"{self.what} never called the model: loop over the batches with `for x, y in iterator`")
+            self.require_a_pass(outputs)
             if not same_values(outputs["params"], reference["params"]):
                 forgetful = reference_epoch("train", inputs, zero_grad=False)
                 if same_values(outputs["params"], initial):
@@ -508,32 +538,23 @@ class Train(Exercise):
             elif not all(grad for _, grad in outputs["modes"]):
                 marks.fail(mode, f"{self.what} ran the model without gradients", self.what,
                            "do not use torch.no_grad() in train")
-        with marks.read(mean, input=self.what):
-            score_mean(marks, mean, self.what, outputs["result"], trajectory, inputs["accuracies"])
+        self.score_mean(marks, inputs, outputs, trajectory)
         return marks.results()
 
 
-class Evaluate(Exercise):
+class Evaluate(_Epoch):
     """q4.3c: one evaluation pass in eval mode without gradients, leaving the model unchanged."""
 
     tests = (Test("eval mode", 0.5), Test("no gradients, model unchanged", 0.5), Test("mean loss and accuracy", 1.0))
     references = ("hw3.sentiment.training:evaluate",)
-    what = "evaluate(model, iterator, criterion)"
-
-    def inputs(self, rng: random.Random) -> dict:
-        return _epoch_inputs(rng)
-
-    def probe(self, inputs: dict, evaluate: Any) -> dict:
-        return run_epoch(evaluate, inputs, uses_optimizer=False, start_training=True)
+    kind, what = "evaluate", "evaluate(model, iterator, criterion)"
 
     def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
         marks = Marks(self.tests)
-        mode, frozen, mean = (t.name for t in self.tests)
+        mode, frozen, _ = (t.name for t in self.tests)
         reference = reference_epoch("evaluate", inputs)
         with marks.read(*(t.name for t in self.tests), input=self.what):
-            returned(outputs["result"], self.what)
-            if not outputs["modes"]:
-                raise Unreadable(f"{self.what} never called the model: loop over the batches with `for x, y in iterator`")
+            self.require_a_pass(outputs)
             if not ran_the_model(outputs["result"], reference):
                 raise Unreadable(f"{self.what} did not return the loss of the model on the batches")
             if any(training for training, _ in outputs["modes"]):
@@ -544,8 +565,7 @@ class Evaluate(Exercise):
                            "run the loop inside `with torch.no_grad():`")
             elif not same_values(outputs["params"], reference["params"]):
                 marks.fail(frozen, f"{self.what} changed the model's parameters", self.what, "evaluate must not train")
-        with marks.read(mean, input=self.what):
-            score_mean(marks, mean, self.what, outputs["result"], reference, inputs["accuracies"])
+        self.score_mean(marks, inputs, outputs, reference)
         return marks.results()
 
 

@@ -4,7 +4,8 @@
 graded exercise (each Exercise's `references`, e.g. `hw3.rnn:closed_form`) by a `raise` that says it is
 withheld, so a submission that imports or calls hw3's solution of an exercise earns nothing for it: the
 code is not in the sandbox. Helpers the notebooks hand out (tokens, tiny models, BucketIterator, ...)
-stay. A marker module `hw3/_grading_build.py` tells `check()` cells to defer to the grader. The build is
+stay. Its embedded sample is the grading corpus (`corpus`: a few short reviews, since no check depends on
+how well a notebook's model learns). A marker module `hw3/_grading_build.py` tells `check()` cells to defer to the grader. The build is
 byte-compiled and world-readable, and made afresh by each grading process in a private folder of its own
 (mode 0700: nobody else can plant or change it; the sandbox reaches it only through its bind mount).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import hw3
 
+from .corpus import write_corpus
 from .questions import EXERCISES
 
 PACKAGE_DIR = Path(hw3.__file__).resolve().parent
@@ -77,6 +79,7 @@ def build(folder: Path) -> Path:
     for module, names in withheld_functions().items():
         path = root / Path(*module.split(".")).with_suffix(".py")
         path.write_text(strip_module(path.read_text(encoding="utf-8"), module, names), encoding="utf-8")
+    write_corpus(root / "hw3")
     (root / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.withheld)."""\n')
     compileall.compile_dir(str(root / "hw3"), quiet=1, workers=1)
     for path in (root / "hw3").rglob("*"):
