@@ -44,7 +44,7 @@ def test_feedback_shows_failed_tests_with_expected_input_and_hint():
     section = text.split("## q2:")[1].split("\n## ")[0]
     assert "**0.75 / 1.5**, partly passed" in section
     assert "- **fresh inputs** (0 / 0.75)" in section
-    assert "  - **Expected:** returned 0.5 for xs = \\[3, 5\\], expected 1" in section
+    assert "  - **What happened:** returned 0.5 for xs = \\[3, 5\\], expected 1" in section
     assert "  - **Failing input:**\n    ```\n    xs = [3, 5]\n    ```\n  - **Hint:** reset h before the loop" in section
     assert "given inputs" not in section  # passed sub-tests are not listed
 

@@ -92,10 +92,10 @@ LISTED = ("item", "code")  # kinds that belong to a bullet list
 
 
 def _test_blocks(test: TestResult, clean: Callable[[str], str]) -> list[Block]:
-    """The bullet of one failed sub-test: expected, failing input, hint."""
+    """The bullet of one failed sub-test: what happened (against what was expected), failing input, hint."""
     blocks = [Block("item", f" ({_points(test.points, test.max_points)})", clean(test.name))]
     if test.message:
-        blocks.append(Block("item", " " + clean(test.message), "Expected:", 1))
+        blocks.append(Block("item", " " + clean(test.message), "What happened:", 1))
     if test.input:
         blocks += [Block("item", "", "Failing input:", 1), Block("code", clean(test.input), depth=2)]
     if test.hint:
