@@ -376,3 +376,28 @@ def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout
     bar = terminal.getvalue()
     assert "2/2" in bar and "<00:00" in bar  # done of total, elapsed<remaining
     assert "graded" not in bar and capsys.readouterr().out == "table of mini_answers\n\n" * 2
+
+
+def test_end_to_end_a_batch_killed_mid_way_resumes_with_nothing_lost_or_graded_twice(tmp_path):
+    """SIGKILL (no cleanup at all) after the first report is stored; the same command then grades only the
+    rest, and the dead grader's kernel cgroups (as root) are swept."""
+    subs = write_course(tmp_path, {})
+    for name in ("one", "two", "three", "four"):
+        (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--reference", "notebooks",
+               "--timeout", "30", "--jobs", "1", "--json", "out.json"]
+    grading = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    first = grading.stderr.readline()
+    assert first.startswith("graded "), first
+    time.sleep(1)  # the next submission's kernel (and, as root, its cgroup) has started
+    grading.kill()
+    grading.wait()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    graded = [line.split()[1] for line in again.stderr.splitlines() if line.startswith("graded ")]
+    assert first.split()[1] not in graded and len(graded) <= 3  # what was stored is not graded again
+    done = read_json(tmp_path / "out.json")
+    assert sorted(r["student"] for r in done) == ["four", "one", "three", "two"] and all(r["total"] == 6 for r in done)
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/hw3-{grading.pid}-*"))
