@@ -154,3 +154,22 @@ def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
         for folder in (stale, live):
             if folder.exists():
                 folder.rmdir()
+
+
+def test_the_socket_folder_mounted_as_root_holds_its_size_for_every_kind_of_file(tmp_path):
+    from hw3.grading import sandbox
+
+    folder = tmp_path / "sockets"
+    folder.mkdir()
+    if not sandbox.mount_limited(folder, 2 * 2**20, os.getuid()):
+        pytest.skip("cannot mount here (an ordinary user, or no CAP_SYS_ADMIN): the disk watch counts instead")
+    try:
+        fd = os.open(folder / "hidden", os.O_CREAT | os.O_RDWR, 0o600)
+        os.unlink(folder / "hidden")
+        with pytest.raises(OSError, match="No space left"):
+            for _ in range(3):
+                os.write(fd, b"x" * 2**20)
+        os.close(fd)
+    finally:
+        sandbox.unmount(folder)
+    assert not os.path.ismount(folder) and list(folder.iterdir()) == []

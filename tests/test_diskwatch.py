@@ -3,6 +3,7 @@ never blames a kernel for what another program writes on the same file system.""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -15,16 +16,30 @@ from hw3.grading.diskwatch import DiskWatch, folder_size, held_bytes, process_tr
 
 MIB = 2**20
 
-# writes `size` MiB to a file in `folder`, then hides it: unlinked while held open, or mapped and closed
+# writes `size` MiB to a file in `folder`, then hides it: unlinked while held open, mapped and closed, or
+# held open in a thread's own fd table
 HIDDEN_WRITER = """
-import mmap, os, sys, time
+import ctypes, mmap, os, sys, threading, time
 folder, size, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-path = os.path.join(folder, "blob")
-fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-for _ in range(size):
-    os.write(fd, b"x" * 2**20)
-os.fsync(fd)
-os.unlink(path)
+
+def write():
+    path = os.path.join(folder, "blob")
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    for _ in range(size):
+        os.write(fd, b"x" * 2**20)
+    os.fsync(fd)
+    os.unlink(path)
+    return fd
+
+if how == "thread":
+    def hold():
+        ctypes.CDLL(None).unshare(0x400)  # CLONE_FILES
+        write()
+        print("ready", flush=True)
+        time.sleep(30)
+    threading.Thread(target=hold, daemon=True).start()
+    time.sleep(30)
+fd = write()
 if how == "mapped":
     kept = mmap.mmap(fd, size * 2**20)
     os.close(fd)
@@ -69,9 +84,20 @@ def test_the_listing_counts_every_entry(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"x" * 10_000)
     for n in range(3):
         (tmp_path / f"empty{n}").touch()
-    assert folder_size(tmp_path) == 10_000 + 3 * 4096
+    assert folder_size(tmp_path) == max(10_000, os.stat(tmp_path / "a").st_blocks * 512) + 3 * 4096
     (tmp_path / "sub").mkdir()
     assert folder_size(tmp_path) >= 2**40
+
+
+def test_the_listing_counts_blocks_reserved_past_a_files_size(tmp_path: Path) -> None:
+    """fallocate with FALLOC_FL_KEEP_SIZE reserves blocks and leaves the size 0."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    with open(tmp_path / "reserved", "wb") as f:
+        if libc.fallocate(f.fileno(), 1, 0, 3 * MIB) != 0:
+            pytest.skip("this file system cannot reserve blocks")
+        assert os.fstat(f.fileno()).st_size == 0
+    assert folder_size(tmp_path) >= 3 * MIB
 
 
 def test_the_process_tree_reaches_grandchildren(tmp_path: Path) -> None:
@@ -84,7 +110,7 @@ def test_the_process_tree_reaches_grandchildren(tmp_path: Path) -> None:
         stop(proc)
 
 
-@pytest.mark.parametrize("how", ["open", "mapped"])
+@pytest.mark.parametrize("how", ["open", "mapped", "thread"])
 def test_a_kernel_hiding_unlinked_files_is_stopped(tmp_path: Path, how: str) -> None:
     proc = start([sys.executable, "-c", LAUNCHER, HIDDEN_WRITER, str(tmp_path), "6", how])
     killed = []

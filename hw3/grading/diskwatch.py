@@ -1,15 +1,20 @@
 """Holding one kernel to its disk limit in the one folder it shares with the grader, and blaming only it.
 
-A kernel may write in its socket folder (its ZeroMQ sockets and the probes' results live there), so the
-grader counts what the kernel keeps on that folder's file system: the files it can list there, plus the
-files the kernel's own processes hold open or mapped after unlinking them (invisible to a listing). Free
-space of the whole file system is not a measure: other jobs and programs share it, and a watch reading it
-would stop an honest kernel for a neighbour's writes.
+As root, where mounting is allowed, that folder is a tmpfs of the limit's size (`sandbox.mount_limited`):
+the OS enforces the limit for every kind of file (unlinked, fallocated, passed over a socket), and the
+watch only adds its listing check. Elsewhere (an ordinary user, a container that may not mount) the grader
+counts what the kernel keeps on the folder's file system: the files it can list there (size or blocks,
+whichever is more), plus the unlinked files the kernel's own processes hold open (in any thread's fd
+table) or mapped. What that count cannot see is a file whose only reference is a descriptor in flight in
+a unix socket; the per-file size limit (512 MiB) still bounds each one. Free space of the whole file
+system is never a measure: other jobs and programs share it, and a watch reading it would stop an honest
+kernel for a neighbour's writes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +24,9 @@ SCAN_EVERY_TICKS = 2  # the process scan (fds and maps of every kernel process) 
 
 
 def folder_size(folder: Path) -> int:
-    """Bytes the entries directly under `folder` use (the socket folder is flat): file sizes, at least 4 KiB
-    per entry (so a million empty files count), and 1 TiB for a folder (none belongs there)."""
+    """Bytes the entries directly under `folder` use (the socket folder is flat): each file's size or the
+    blocks it holds, whichever is more (fallocate keeps blocks past the size), at least 4 KiB per entry (so
+    a million empty files count), and 1 TiB for a folder (none belongs there)."""
     total = 0
     try:
         with os.scandir(folder) as entries:
@@ -29,12 +35,29 @@ def folder_size(folder: Path) -> int:
                     if entry.is_dir(follow_symlinks=False):
                         total += 2**40
                     else:
-                        total += max(entry.stat(follow_symlinks=False).st_size, 4096)
+                        st = entry.stat(follow_symlinks=False)
+                        total += max(st.st_size, st.st_blocks * 512, 4096)  # blocks: space fallocate keeps
                 except OSError:
                     continue
     except OSError:
         return 0
     return total
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove everything under `folder` (the folder itself stays: it may be a mount point)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def _parent(pid: str) -> int | None:
@@ -64,20 +87,26 @@ def process_tree(root: int) -> list[int]:
 
 
 def _held_open(pid: int, dev: int, owner: int, seen: set[int]) -> int:
-    """Bytes of unlinked files on device `dev`, owned by `owner`, that process `pid` holds open."""
+    """Bytes of unlinked files on device `dev`, owned by `owner`, that process `pid` holds open, in any of its
+    threads' fd tables (a thread may unshare its own)."""
     total = 0
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
+        tables = [f"/proc/{pid}/task/{tid}/fd" for tid in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         return 0
-    for fd in fds:
+    for table in tables:
         try:
-            st = os.stat(f"/proc/{pid}/fd/{fd}")
+            fds = os.listdir(table)
         except OSError:
             continue
-        if st.st_nlink == 0 and st.st_dev == dev and st.st_uid == owner and st.st_ino not in seen:
-            seen.add(st.st_ino)
-            total += st.st_blocks * 512
+        for fd in fds:
+            try:
+                st = os.stat(f"{table}/{fd}")
+            except OSError:
+                continue
+            if st.st_nlink == 0 and st.st_dev == dev and st.st_uid == owner and st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += max(st.st_blocks * 512, st.st_size)
     return total
 
 

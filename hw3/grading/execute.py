@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from . import sandbox
-from .diskwatch import DiskWatch, process_tree
+from .diskwatch import DiskWatch, empty_folder, process_tree
 from .exercise import one_line
 from .sandbox import OUTPUT_LIMIT, Limits, Mounts
 
@@ -75,12 +75,14 @@ class _Broken(Exception):
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one kernel: its limits, the sandbox mounts (None: --no-sandbox), its uid and environment."""
+    """How to start one kernel: its limits, the sandbox mounts (None: --no-sandbox), its uid and environment;
+    `bounded` when the socket folder is a tmpfs of the disk limit's size (the OS enforces the limit there)."""
 
     limits: Limits
     mounts: Mounts | None
     uid: int
     env: dict[str, str]
+    bounded: bool = False
 
     @property
     def sockets(self) -> Path:
@@ -246,6 +248,7 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
 
     Whatever happens, the kernel is shut down, and with it its PID namespace and every process in it.
     """
+    empty_folder(launch.sockets)  # what an earlier pass left there must not count against this one
     work = copy.deepcopy(nb)
     final = nbformat.v4.new_code_cell(final_source)
     work.cells.append(final)
@@ -256,7 +259,8 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     owner = launch.uid if launch.mounts and sandbox.is_root() else os.getuid()
-    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, owner, lambda: _processes(km), lambda: _kill(km))
+    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, owner,
+                      (lambda: []) if launch.bounded else (lambda: _processes(km)), lambda: _kill(km))
     try:
         with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:

@@ -261,8 +261,9 @@ def read_results(folder: Path, nonce: str) -> tuple[dict[str, list[dict]], list[
     return found, started
 
 
-def launch_for(settings: Settings, private: Path, sockets: Path, home: Path) -> Launch:
-    """How this notebook's kernels start: sandboxed (the default) or, with --no-sandbox, only limited."""
+def launch_for(settings: Settings, private: Path, sockets: Path, home: Path, bounded: bool = False) -> Launch:
+    """How this notebook's kernels start: sandboxed (the default) or, with --no-sandbox, only limited;
+    `bounded`: the socket folder is a tmpfs of the disk limit's size (`sandbox.mount_limited`)."""
     uid = sandboxing.SANDBOX_UID + settings.slot
     build = grading_build()
     if not settings.sandbox:
@@ -273,7 +274,7 @@ def launch_for(settings: Settings, private: Path, sockets: Path, home: Path) -> 
             env["HW3_FEATURE_CACHE"] = str(settings.feature_cache)
         return Launch(settings.limits, None, uid, env)
     mounts = sandboxing.Mounts(build, withheld.PACKAGE_DIR, sockets, private, settings.feature_cache)
-    return Launch(settings.limits, mounts, uid, sandboxing.sandbox_env(mounts))
+    return Launch(settings.limits, mounts, uid, sandboxing.sandbox_env(mounts), bounded)
 
 
 def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, CheckCall], inputs: dict[str, dict],
@@ -294,11 +295,16 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
             requests = [{"id": qid, "arguments": calls[qid].arguments, "inputs": inputs[qid]} for qid in pending]
             sockets = sandboxing.private_folder(f"{scratch}/sockets-", uid)
             home = sandboxing.private_folder(f"{scratch}/home-", uid)
-            execution = execute(nb, final_cell(requests, nonce, settings.timeout, str(sockets)), timeout=settings.timeout,
-                                final_timeout=settings.timeout * len(pending) + 60,
-                                launch=launch_for(settings, copy, sockets, home),
-                                skip=first.broken if first else None)
-            found, started = read_results(sockets, nonce)
+            bounded = settings.sandbox and sandboxing.mount_limited(sockets, settings.limits.disk_mb * 2**20, uid)
+            try:
+                execution = execute(nb, final_cell(requests, nonce, settings.timeout, str(sockets)),
+                                    timeout=settings.timeout, final_timeout=settings.timeout * len(pending) + 60,
+                                    launch=launch_for(settings, copy, sockets, home, bounded),
+                                    skip=first.broken if first else None)
+                found, started = read_results(sockets, nonce)
+            finally:
+                if bounded:
+                    sandboxing.unmount(sockets)
             shutil.rmtree(sockets, ignore_errors=True)
             shutil.rmtree(home, ignore_errors=True)
             first = first or execution

@@ -17,8 +17,9 @@ mount, IPC, UTS and network namespaces:
   without capabilities.
 - Environment: cleared, then an allow-list (`sandbox_env`): nothing of the grader's.
 - Limits: memory (RLIMIT_AS, or RLIMIT_DATA where an NVIDIA driver is present: CUDA reserves huge address
-  ranges), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE), open files, no core dumps; disk through the
-  tmpfs sizes; a seccomp filter denies the kernel keyrings (shared by every process of a uid, they would
+  ranges), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE), open files, no core dumps; as root a
+  memory, pids and cpu cgroup per kernel (`Cgroup`: one CPU's worth of time); disk through the tmpfs sizes
+  (as root the shared socket folder is one too: `mount_limited`); a seccomp filter denies the kernel keyrings (shared by every process of a uid, they would
   carry data from one submission to the next).
 - Processes: the PID namespace ends with the kernel: when it exits or is killed, every process it started
   (forks, `setsid` daemons, double forks) is killed by the kernel of the OS, not by a sweep by name.
@@ -86,13 +87,15 @@ KEYRING_SYSCALLS = {  # audit arch -> syscall numbers of add_key, request_key, k
 class Limits:
     """What a submission's kernel may use: `memory_gb` GiB of memory (0: no limit), `output_limit` characters of
     output per cell, `processes` tasks (threads count), `file_mb` MiB per file, `disk_mb` MiB in each private
-    folder and in the socket folder."""
+    folder and in the socket folder, `cpus` CPUs' worth of time (as root, in a cpu cgroup: a kernel that
+    spins many processes cannot starve the submissions graded beside it)."""
 
     memory_gb: float = DEFAULT_MEMORY_GB
     output_limit: int = OUTPUT_LIMIT
     processes: int = 512
     file_mb: int = 512
     disk_mb: int = 1024
+    cpus: float = 1.0
 
     @property
     def memory_bytes(self) -> int:
@@ -153,6 +156,21 @@ def python_dirs() -> list[str]:
     return [d for d in dirs if not d.startswith("/usr" + os.sep)]
 
 
+def python_aliases() -> dict[str, str]:
+    """{path the kernel's Python is started by: the real folder it stands for}, for an environment reached
+    through a symlink (a checkout whose .venv links to another's): the sandbox binds the real folders
+    (`python_dirs`), so the symlinked path must exist there too."""
+    import site
+
+    aliases: dict[str, str] = {}
+    for path in sorted({os.path.abspath(p) for p in (sys.prefix, sys.exec_prefix, *site.getsitepackages())}):
+        real = os.path.realpath(path)
+        inside = any(path.startswith(alias + os.sep) for alias in aliases)
+        if path != real and os.path.isdir(real) and not inside:
+            aliases[path] = real
+    return aliases
+
+
 @dataclass(frozen=True)
 class Mounts:
     """What one kernel's sandbox sees besides the system: the hw3 build, the package folder it covers, the
@@ -198,6 +216,8 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
             bind("--ro-bind", link, link)
     for path in python_dirs():
         bind("--ro-bind", path, path)
+    for alias, real in python_aliases().items():
+        bind("--ro-bind", real, alias)
     bind("--ro-bind", str(mounts.build / "etc" / "passwd"), "/etc/passwd")
     bind("--ro-bind", str(mounts.build / "etc" / "group"), "/etc/group")
     bind("--ro-bind", str(mounts.build / "hw3"), str(mounts.package_dir))
@@ -321,6 +341,7 @@ class Cgroup:
         except OSError:
             cls(folders, v2).remove()
             return None
+        cpu_quota(folders, v2, limits.cpus)
         return cls(folders, v2)
 
     def pids(self) -> list[int]:
@@ -362,6 +383,34 @@ class Cgroup:
                 pass
 
 
+CPU_PERIOD_US = 100_000
+
+
+def cpu_quota(folders: list[Path], v2: bool, cpus: float) -> None:
+    """Cap the cgroup at `cpus` CPUs (v2: cpu.max of its folder; v1: a folder of the cpu controller, appended
+    to `folders` so the kernel joins it). Where the cpu controller is not available the cap is skipped: the
+    memory and process limits stand without it."""
+    quota = f"{int(cpus * CPU_PERIOD_US)}"
+    if v2:
+        try:
+            (folders[0] / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        except OSError:
+            pass
+        return
+    folder = CGROUP_ROOT / "cpu" / folders[0].name
+    try:
+        folder.mkdir()
+    except OSError:
+        return
+    try:
+        (folder / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (folder / "cpu.cfs_quota_us").write_text(quota)
+    except OSError:
+        folder.rmdir()
+        return
+    folders.append(folder)
+
+
 @lru_cache(maxsize=1)
 def sweep_stale_cgroups() -> None:
     """Remove (once per process) the kernel cgroups of graders that are gone: one killed mid-batch never
@@ -398,6 +447,31 @@ def kernel_command(kernel: list[str], mounts: Mounts, limits: Limits, uid: int, 
 def unsandboxed_command(kernel: list[str], limits: Limits) -> list[str]:
     """--no-sandbox: only the resource limits (the kernel runs as the grader's user: the instructor's choice)."""
     return [*limits_prefix(limits), *kernel]
+
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MNT_DETACH = 2, 4, 8, 2
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def mount_limited(folder: Path, size_bytes: int, uid: int) -> bool:
+    """As root, mount a tmpfs of `size_bytes` on `folder` (mode 0700, owned by `uid`), so the OS itself
+    holds a kernel to its disk limit there: unlinked, fallocated and in-flight files count. False (nothing
+    mounted) for an ordinary user or where mounting is not allowed (a container without CAP_SYS_ADMIN)."""
+    if not is_root():
+        return False
+    options = f"size={size_bytes},mode=0700,uid={uid},gid={uid}".encode()
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    return _libc().mount(b"tmpfs", os.fsencode(folder), b"tmpfs", flags, options) == 0
+
+
+def unmount(folder: Path) -> None:
+    """Detach what `mount_limited` mounted on `folder` (its files go with it)."""
+    _libc().umount2(os.fsencode(folder), MNT_DETACH)
 
 
 def private_folder(prefix: str, uid: int | None) -> Path:
