@@ -5,9 +5,9 @@ answers/hw3_q4.ipynb), graded against notebooks/ by `python -m hw3 grade` in a s
 results store per run so nothing is reused. Prints, per --jobs: CPU-seconds per submission (the whole
 machine's busy CPU time during the run, from /proc/stat: sandboxed kernels are not waited for by the grader,
 so their CPU time never reaches its RUSAGE_CHILDREN; run it on an otherwise idle machine), wall seconds,
-submissions per hour, the peak memory of the grader and its kernels together (PSS, sampled every 0.2 s),
-and the points of each submission (the same answers must score the same in every run and grader
-version). `--no-sandbox` times the same grading without bubblewrap.
+submissions per hour, the peak memory of the grader and its kernels together (PSS, sampled every 0.5 s;
+the sampling's own CPU time is left out), and the points of each submission (the same answers must score
+the same in every run and grader version). `--no-sandbox` times the same grading without bubblewrap.
 
     python benchmarks/bench_grading.py --copies 4 --jobs 1 2
     python benchmarks/bench_grading.py --repo ../main --baseline --copies 2 --jobs 1   # an older grader
@@ -91,14 +91,15 @@ def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path)
     if not args.baseline:
         command += ["--jobs", str(jobs), "--store", str(work / f"grades-{jobs}-{args.no_sandbox}.sqlite"),
                     "--key-file", str(work / "course.key"), *(["--no-sandbox"] if args.no_sandbox else [])]
-    cpu, start = machine_cpu(), time.perf_counter()
+    cpu, own, start = machine_cpu(), time.process_time(), time.perf_counter()
     run = subprocess.Popen(command, cwd=args.repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
     while run.poll() is None:
         peak = max(peak, tree_pss(run.pid))
-        time.sleep(0.2)
+        time.sleep(0.5)
     stderr = run.stderr.read()
-    wall, cpu = time.perf_counter() - start, machine_cpu() - cpu
+    # the machine's busy time, less this script's own (reading smaps_rollup walks the kernels' page tables)
+    wall, cpu = time.perf_counter() - start, machine_cpu() - cpu - (time.process_time() - own)
     if run.returncode != 0:
         sys.exit(f"bench_grading: hw3 grade exited {run.returncode}: {stderr.strip()[-500:]}")
     return cpu, wall, peak, points(work / f"grades-{jobs}.json")

@@ -401,3 +401,13 @@ def test_end_to_end_a_batch_killed_mid_way_resumes_with_nothing_lost_or_graded_t
     done = read_json(tmp_path / "out.json")
     assert sorted(r["student"] for r in done) == ["four", "one", "three", "two"] and all(r["total"] == 6 for r in done)
     assert not list(Path("/sys/fs/cgroup").glob(f"*/hw3-{grading.pid}-*"))
+
+
+def test_a_machine_with_too_little_memory_is_refused_before_anything_is_graded(course, capsys, monkeypatch):
+    """Gradescope's default container has 768 MB: a Q4 kernel would be killed mid-notebook there."""
+    monkeypatch.setattr(batch, "available_memory", lambda: int(0.7 * 2**30))
+    fake = FakeGrader()
+    assert grade(course, "--json", "out.json", fake=fake) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hw3 grade: error: only 0.7 GiB of memory is available") and "larger container" in err
+    assert fake.calls == [] and not Path("out.json").exists()

@@ -137,6 +137,22 @@ def parse_regrade(text: str) -> frozenset[str]:
     return ids
 
 
+NEEDED_GB = 1.5
+"""Memory one grading job needs: the grader and a Q4 kernel together peak at about 1.3 GiB
+(`benchmarks/bench_grading.py`). With less, the kernel of the OS kills kernels mid-notebook, and the
+students would lose points for it."""
+
+
+def too_little_memory() -> str | None:
+    """Why this machine (or container) cannot grade fairly, naming the fix; None when it can."""
+    available = available_memory() / GIB
+    if available >= NEEDED_GB:
+        return None
+    return (f"only {available:.2g} GiB of memory is available and grading one submission needs about "
+            f"{NEEDED_GB:g} GiB (the grader and a Q4 kernel): free memory, or give the container more "
+            f"(on Gradescope, a larger container in the autograder settings)")
+
+
 def default_jobs(memory_gb: float) -> int:
     """Submissions to grade at once: the CPUs, and no more kernels than available memory holds at
     `memory_gb` each (0: no limit); at least 1."""

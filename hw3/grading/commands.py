@@ -269,6 +269,8 @@ def _grade_batch(args: argparse.Namespace) -> int:
         submissions = batch.shard(submissions, *shard)
     if not args.no_sandbox and (reason := available()):
         return _fail("grade", reason)
+    if reason := batch.too_little_memory():
+        return _fail("grade", reason)
     try:
         key = load_key(key_path(args.key_file))
     except (KeyFileError, OSError) as exc:
