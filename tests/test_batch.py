@@ -334,13 +334,18 @@ def test_a_second_ctrl_c_while_writing_the_outputs_is_one_line_and_keeps_the_sto
     assert again.calls == [] and len(read_json(Path("out.json"))) == 5
 
 
-def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
-    subs = write_course(tmp_path, {})
+def four_mini_submissions(root: Path, jobs: int) -> tuple[list[str], dict[str, str]]:
+    """(the `hw3 grade` command, its environment) for four copies of the mini answer key under `root`."""
+    subs = write_course(root, {})
     for name in ("one", "two", "three", "four"):
         (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--reference", "notebooks",
-               "--timeout", "30", "--jobs", "2", "--json", "out.json"]
+               "--timeout", "30", "--jobs", str(jobs), "--json", "out.json"]
+    return command, {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
+    command, env = four_mini_submissions(tmp_path, jobs=2)
     grading = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = grading.stderr.readline()  # the first submission is graded and stored
@@ -381,12 +386,7 @@ def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout
 def test_end_to_end_a_batch_killed_mid_way_resumes_with_nothing_lost_or_graded_twice(tmp_path):
     """SIGKILL (no cleanup at all) after the first report is stored; the same command then grades only the
     rest, and the dead grader's kernel cgroups (as root) are swept."""
-    subs = write_course(tmp_path, {})
-    for name in ("one", "two", "three", "four"):
-        (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--reference", "notebooks",
-               "--timeout", "30", "--jobs", "1", "--json", "out.json"]
+    command, env = four_mini_submissions(tmp_path, jobs=1)
     grading = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
     first = grading.stderr.readline()

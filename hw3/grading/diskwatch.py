@@ -86,6 +86,15 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
+def _kept(st: os.stat_result, dev: int, owner: int, seen: set[int]) -> int:
+    """Bytes an unlinked file on device `dev` owned by `owner` takes (its size or blocks, whichever is more),
+    counted once per inode (`seen`); 0 for any other file."""
+    if st.st_nlink or st.st_dev != dev or st.st_uid != owner or st.st_ino in seen:
+        return 0
+    seen.add(st.st_ino)
+    return max(st.st_blocks * 512, st.st_size)
+
+
 def _held_open(pid: int, dev: int, owner: int, seen: set[int]) -> int:
     """Bytes of unlinked files on device `dev`, owned by `owner`, that process `pid` holds open, in any of its
     threads' fd tables (a thread may unshare its own)."""
@@ -101,12 +110,9 @@ def _held_open(pid: int, dev: int, owner: int, seen: set[int]) -> int:
             continue
         for fd in fds:
             try:
-                st = os.stat(f"{table}/{fd}")
+                total += _kept(os.stat(f"{table}/{fd}"), dev, owner, seen)
             except OSError:
                 continue
-            if st.st_nlink == 0 and st.st_dev == dev and st.st_uid == owner and st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += max(st.st_blocks * 512, st.st_size)
     return total
 
 
@@ -127,16 +133,14 @@ def _held_mapped(pid: int, dev: int, owner: int, seen: set[int]) -> int:
         parts = line.split(maxsplit=5)
         if len(parts) < 6 or parts[3] != device or not parts[5].rstrip("\n").endswith("(deleted)"):
             continue
-        inode = int(parts[4])
-        if inode in seen:
-            continue
-        seen.add(inode)
-        start, end = (int(x, 16) for x in parts[0].split("-"))
         try:
-            st = os.stat(f"/proc/{pid}/map_files/{parts[0]}")
-            total += st.st_blocks * 512 if st.st_uid == owner else 0
-        except OSError:
-            total += end - start
+            total += _kept(os.stat(f"/proc/{pid}/map_files/{parts[0]}"), dev, owner, seen)
+        except OSError:  # map_files is for root only: the mapping's length stands for the file
+            inode = int(parts[4])
+            if inode not in seen:
+                seen.add(inode)
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                total += end - start
     return total
 
 

@@ -8,8 +8,9 @@ MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's o
 
 The kernel is an `ipykernel` started through `sandbox.kernel_command` (bubblewrap, an unprivileged user,
 resource limits) and talks to nbclient over unix sockets in a private folder (`Launch.sockets`); the
-folder is watched (`diskwatch`), and a kernel that keeps more than its disk limit there is killed. Outputs are capped
-per cell, and stored outputs of the submitted notebook are dropped before running.
+folder is held to the disk limit (as root a tmpfs of that size, and `diskwatch` kills a kernel that keeps
+more there). Outputs are capped per cell, and stored outputs of the submitted notebook are dropped before
+running.
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     owner = launch.uid if launch.mounts and sandbox.is_root() else os.getuid()
-    watch = DiskWatch(launch.sockets, launch.limits.disk_mb * 2**20, owner,
+    watch = DiskWatch(launch.sockets, launch.limits.disk_bytes, owner,
                       (lambda: []) if launch.bounded else (lambda: _processes(km)), lambda: _kill(km))
     try:
         with client.setup_kernel(cwd=str(launch.sockets if launch.mounts else launch.env["HOME"]), env=outer_env,

@@ -295,7 +295,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
             requests = [{"id": qid, "arguments": calls[qid].arguments, "inputs": inputs[qid]} for qid in pending]
             sockets = sandboxing.private_folder(f"{scratch}/sockets-", uid)
             home = sandboxing.private_folder(f"{scratch}/home-", uid)
-            bounded = settings.sandbox and sandboxing.mount_limited(sockets, settings.limits.disk_mb * 2**20, uid)
+            bounded = settings.sandbox and sandboxing.mount_limited(sockets, settings.limits.disk_bytes, uid)
             try:
                 execution = execute(nb, final_cell(requests, nonce, settings.timeout, str(sockets)),
                                     timeout=settings.timeout, final_timeout=settings.timeout * len(pending) + 60,

@@ -19,8 +19,8 @@ mount, IPC, UTS and network namespaces:
 - Limits: memory (RLIMIT_AS, or RLIMIT_DATA where an NVIDIA driver is present: CUDA reserves huge address
   ranges), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE), open files, no core dumps; as root a
   memory, pids and cpu cgroup per kernel (`Cgroup`: one CPU's worth of time); disk through the tmpfs sizes
-  (as root the shared socket folder is one too: `mount_limited`); a seccomp filter denies the kernel keyrings (shared by every process of a uid, they would
-  carry data from one submission to the next).
+  (as root the shared socket folder is one too: `mount_limited`); a seccomp filter denies the kernel
+  keyrings (shared by every process of a uid, they would carry data from one submission to the next).
 - Processes: the PID namespace ends with the kernel: when it exits or is killed, every process it started
   (forks, `setsid` daemons, double forks) is killed by the kernel of the OS, not by a sweep by name.
 
@@ -100,6 +100,10 @@ class Limits:
     @property
     def memory_bytes(self) -> int:
         return int(self.memory_gb * GIB)
+
+    @property
+    def disk_bytes(self) -> int:
+        return self.disk_mb * 2**20
 
 
 class SandboxUnavailable(Exception):
@@ -190,20 +194,21 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
         args += ["--setenv", name, value]
     made: set[str] = set()
 
-    def bind(kind: str, source: str, dest: str) -> None:
-        """A bind mount, after creating its missing parent folders world-readable (bwrap makes them 0700)."""
+    def parents(dest: str) -> None:
+        """Create the missing parent folders of `dest`, world-readable (bwrap would make them 0700)."""
         for parent in reversed(Path(dest).parents[:-1]):
             if str(parent) not in made:
                 made.add(str(parent))
                 args.extend(["--perms", "0755", "--dir", str(parent)])
+
+    def bind(kind: str, source: str, dest: str) -> None:
+        """A bind mount, after its missing parent folders."""
+        parents(dest)
         args.extend([kind, source, dest])
 
-    size = str(limits.disk_mb * 2**20)
+    size = str(limits.disk_bytes)
     for private in (HOME, "/tmp", "/dev/shm"):  # first: the binds below may lie inside them (a checkout in /tmp)
-        for parent in reversed(Path(private).parents[:-1]):
-            if str(parent) not in made:
-                made.add(str(parent))
-                args.extend(["--perms", "0755", "--dir", str(parent)])
+        parents(private)
         args += ["--size", size if private != "/dev/shm" else str(2**28), "--perms", "1777", "--tmpfs", private]
         made.add(private)
     for path in SYSTEM_DIRS:
@@ -346,10 +351,7 @@ class Cgroup:
 
     def pids(self) -> list[int]:
         """The processes in the cgroup now."""
-        try:
-            return [int(p) for p in self.procs[0].read_text().split()]
-        except (OSError, ValueError, IndexError):
-            return []
+        return members(self.folders[0]) if self.folders else []
 
     def out_of_memory(self) -> bool:
         """True when the kernel of the OS killed a process of this cgroup for memory."""
@@ -368,7 +370,7 @@ class Cgroup:
         """Kill what is left in the cgroup and remove it."""
         for folder in self.folders:
             for _ in range(50):
-                pids = Cgroup([folder], self.v2).pids()
+                pids = members(folder)
                 if not pids:
                     break
                 for pid in pids:
@@ -381,6 +383,14 @@ class Cgroup:
                 folder.rmdir()
             except OSError:
                 pass
+
+
+def members(folder: Path) -> list[int]:
+    """The processes in the cgroup `folder` now (none when it is gone or unreadable)."""
+    try:
+        return [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 CPU_PERIOD_US = 100_000

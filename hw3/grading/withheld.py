@@ -5,9 +5,10 @@ graded exercise (each Exercise's `references`, e.g. `hw3.rnn:closed_form`) by a 
 withheld, so a submission that imports or calls hw3's solution of an exercise earns nothing for it: the
 code is not in the sandbox. Helpers the notebooks hand out (tokens, tiny models, BucketIterator, ...)
 stay. Its embedded sample is the grading corpus (`corpus`: a few short reviews, since no check depends on
-how well a notebook's model learns). A marker module `hw3/_grading_build.py` tells `check()` cells to defer to the grader. The build is
-byte-compiled and world-readable, and made afresh by each grading process in a private folder of its own
-(mode 0700: nobody else can plant or change it; the sandbox reaches it only through its bind mount).
+how well a notebook's model learns). A marker module `hw3/_grading_build.py` tells `check()` cells to
+defer to the grader. The build is byte-compiled and world-readable, and made afresh by each grading
+process in a private folder of its own (mode 0700: nobody else can plant or change it; the sandbox
+reaches it only through its bind mount).
 """
 
 from __future__ import annotations
