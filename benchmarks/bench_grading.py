@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hw3.grading.diskwatch import process_tree  # noqa: E402
+from hw3.grading.kernel.diskwatch import process_tree  # noqa: E402
+
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
 
 

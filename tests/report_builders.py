@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hw3.grading.questions import QUESTIONS
+from hw3.grading.exercises.registry import QUESTIONS
 from hw3.grading.results import QuestionResult, Report, TestResult
 
 

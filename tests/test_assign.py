@@ -162,7 +162,7 @@ def test_point_labels_answer_ids_and_answer_key_only_cells():
 def test_the_released_notebooks_agree_with_the_registry():
     import json
 
-    from hw3.grading.questions import BY_ID
+    from hw3.grading.exercises.registry import BY_ID
 
     root = Path(__file__).resolve().parents[1] / "notebooks"
     text = "".join(json.loads(p.read_text(encoding="utf-8"))["cells"].__repr__() for p in sorted(root.glob("*.ipynb")))

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_helpers import answer_key, cell, write_course
 
 from hw3.grading.autograder import RESULTS_SCRIPT, AutograderError, build, complete_test, register, results
-from hw3.grading.sandbox import available
-
-from grading_helpers import answer_key, cell, write_course
+from hw3.grading.kernel.sandbox import available
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start here: {available()}")
 

@@ -23,7 +23,7 @@ import pytest
 from grading_helpers import FIXTURE, hw3, write_course
 
 from hw3.grading import batch
-from hw3.grading.questions import QUESTIONS
+from hw3.grading.exercises.registry import QUESTIONS
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
 
 STUDENTS = ["ada", "bob", "cy", "dee", "eve"]

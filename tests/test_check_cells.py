@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from hw3.grading import CheckFailed, check
-from hw3.grading.questions import BY_ID
+from hw3.grading.exercises.registry import BY_ID
 
 
 def own_rnn_output(xs):
@@ -120,8 +120,8 @@ def test_private_folders_are_mounted_before_binds_that_lie_inside_them(tmp_path,
 def test_the_grading_build_ships_the_grading_corpus_as_its_sample(tmp_path):
     """A graded notebook's load_splits gives exactly what the grader expects for q4.1b (corpus.grading_splits),
     and the build holds nothing else of the 400-review sample."""
-    from hw3.grading.corpus import PER_LABEL, grading_splits
     from hw3.grading.grader import grading_build
+    from hw3.grading.kernel.corpus import PER_LABEL, grading_splits
 
     build = grading_build()
     code = ("from hw3.sentiment.data import load_splits, resolve_data\n"

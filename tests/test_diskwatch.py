@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw3.grading.diskwatch import DiskWatch, folder_size, held_bytes, process_tree
+from hw3.grading.kernel.diskwatch import DiskWatch, folder_size, held_bytes, process_tree
 
 MIB = 2**20
 

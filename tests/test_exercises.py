@@ -13,8 +13,8 @@ import random
 import pytest
 import torch
 
-from hw3.grading.checks import run_exercise, summary_line
-from hw3.grading.questions import BY_ID, QUESTIONS, auto_questions, max_total
+from hw3.grading.exercises.checks import run_exercise, summary_line
+from hw3.grading.exercises.registry import BY_ID, QUESTIONS, auto_questions, max_total
 from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
 
 
@@ -190,8 +190,8 @@ def test_q4_1(bundled_tokenizer):
 def test_q4_1b_when_graded_expects_the_graders_own_corpus():
     """`hw3 grade` expects the sizes of the grading corpus (the grading build's sample), whatever `splits`
     the notebook passes."""
-    from hw3.grading.checks import score_safely
-    from hw3.grading.corpus import grading_splits
+    from hw3.grading.exercises.checks import score_safely
+    from hw3.grading.kernel.corpus import grading_splits
 
     exercise = BY_ID["q4.1b"].exercise
     inputs = exercise.grader_inputs(random.Random(1))
@@ -506,7 +506,7 @@ def test_a_constant_probability_earns_nothing(bundled_tokenizer):
 
 @pytest.mark.parametrize("qid", [q.id for q in auto_questions()])
 def test_probe_data_of_the_wrong_shape_fails_every_sub_test(qid):
-    from hw3.grading.checks import score_safely
+    from hw3.grading.exercises.checks import score_safely
 
     inputs = BY_ID[qid].exercise.inputs(random.Random(1))
     for forged in ([], {}, None, "passed", [[]] * 3, {"short": [], "long": []}, {"result": {}, "params": {}, "modes": [[True, True]]}):

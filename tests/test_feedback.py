@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from hw3.grading.feedback import code_block, feedback_stem, render, render_html, sanitize, write_all_feedback, \
-    write_feedback
-from hw3.grading.results import QuestionResult, TestResult as SubTest
-
 from report_builders import report
+
+from hw3.grading.reports.feedback import (code_block, feedback_stem, render, render_html, sanitize, write_all_feedback,
+                                          write_feedback)
+from hw3.grading.results import QuestionResult
+from hw3.grading.results import TestResult as SubTest
 
 
 def test_sanitize_shortens_paths_outside_the_submission():

@@ -18,9 +18,8 @@ import pytest
 from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
 
 from hw3.grading.assign import generate, render, student_notebook, write
-from hw3.grading.questions import QUESTIONS
+from hw3.grading.exercises.registry import QUESTIONS
 from hw3.grading.results import GRADER_VERSION
-from hw3.grading.sandbox import available
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +30,9 @@ import importlib.abc, importlib.machinery, json, sys
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start here: {available()}")
 
 class FakeHarness(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serve a hw3.grading.harness whose probes return made-up outputs for every question."""
+    """Serve a hw3.grading.kernel.harness whose probes return made-up outputs for every question."""
     def find_spec(self, name, path=None, target=None):
-        return importlib.machinery.ModuleSpec(name, self) if name == "hw3.grading.harness" else None
+        return importlib.machinery.ModuleSpec(name, self) if name == "hw3.grading.kernel.harness" else None
     def create_module(self, spec):
         return None
     def exec_module(self, module):
@@ -42,7 +41,7 @@ class FakeHarness(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 print(nonce, json.dumps({"id": request["id"], "outputs": {"passed": True}}))
         module.run_probes = run_probes
 
-for name in [n for n in sys.modules if n.startswith("hw3.grading.harness")]:
+for name in [n for n in sys.modules if n.startswith("hw3.grading.kernel.harness")]:
     del sys.modules[name]
 sys.meta_path.insert(0, FakeHarness())'''
 
@@ -70,7 +69,7 @@ def submissions() -> dict[str, nbformat.NotebookNode | str]:
     insert_before(tampered, "q2-check", 'import hw3.grading\nhw3.grading.check = lambda qid, *a, **k: print(f"✅ {qid} passed")')
     insert_before(tampered, "q3a-check", 'def check(*args, **kwargs):\n    print("✅ q3a passed (0.5 pts)")')
     insert_before(tampered, "q3b-check", FAKE_HARNESS)
-    insert_before(tampered, "q4-3a-check", 'import sys\nsys.modules["hw3.grading.checks"].run_exercise = lambda *a, **k: None\n'
+    insert_before(tampered, "q4-3a-check", 'import sys\nsys.modules["hw3.grading.exercises.checks"].run_exercise = lambda *a, **k: None\n'
                                            'from hw3.grading import check')
     for c in tampered.cells:  # pasted outputs of a passing run
         if c.id.endswith("check"):

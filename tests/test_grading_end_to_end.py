@@ -16,8 +16,8 @@ import pytest
 from grading_helpers import hw3, rows
 
 from hw3.grading.assign import generate, write
-from hw3.grading.questions import BY_ID, auto_questions
-from hw3.grading.sandbox import available
+from hw3.grading.exercises.registry import BY_ID, auto_questions
+from hw3.grading.kernel.sandbox import available
 
 pytestmark = [
     pytest.mark.skipif(available() is not None, reason=f"the sandbox cannot start here: {available()}"),

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
 
+from hw3.grading.kernel.sandbox import available
 from hw3.grading.notebook import NotebookError, read_notebook
-from hw3.grading.sandbox import available
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}
 REPO = Path(__file__).resolve().parents[1]

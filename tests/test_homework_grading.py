@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from hw3.grading.assign import generate, write
-from hw3.grading.sandbox import available
+from hw3.grading.kernel.sandbox import available
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / "answers"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 
 import pytest
-
-from hw3.grading.manual import ManualScoresError, manual_ids, merge_manual, write_template
-from hw3.grading.questions import QUESTIONS
-
 from report_builders import report
+
+from hw3.grading.exercises.registry import QUESTIONS
+from hw3.grading.reports.manual import ManualScoresError, manual_ids, merge_manual, write_template
 
 
 def sheet(tmp_path, text: str):

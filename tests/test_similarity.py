@@ -8,13 +8,12 @@ import textwrap
 import time
 
 import nbformat
-
-from hw3.grading.similarity import REFERENCE, THRESHOLD, Finding, find_similar, load_released, normalise, \
-    solutions_of, submission_solutions
-from hw3.sentiment import training
-
 from grading_helpers import answer_key, cell, student_train, write_course
 from report_builders import report
+
+from hw3.grading.reports.similarity import (REFERENCE, THRESHOLD, Finding, find_similar, load_released, normalise,
+                                            solutions_of, submission_solutions)
+from hw3.sentiment import training
 
 HEADER = 'def rnn_output(xs):\n    """y_T of h_t = x_t - h_{t-1}, y_t = sigmoid(1000 h_t)."""\n'
 ALICE = HEADER + """\

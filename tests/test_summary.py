@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from hw3.grading.similarity import REFERENCE, Finding
-from hw3.grading.summary import common_reasons, mask_numbers, render, write_summary
-
 from report_builders import question, report
+
+from hw3.grading.reports.similarity import REFERENCE, Finding
+from hw3.grading.reports.summary import common_reasons, mask_numbers, render, write_summary
 
 
 def class_of_four():

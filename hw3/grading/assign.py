@@ -18,8 +18,8 @@ import json
 import re
 from pathlib import Path
 
+from .exercises.registry import BY_ID, format_points
 from .notebook import cell_check_calls, cell_source, notebook_paths
-from .questions import BY_ID, format_points
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"

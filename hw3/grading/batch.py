@@ -24,16 +24,13 @@ from pathlib import Path
 from typing import TextIO
 
 from . import grader
-from .exercise import describe_exception, one_line
+from .exercises.base import describe_exception, one_line
+from .exercises.registry import BY_ID, QUESTIONS
 from .grader import Settings, grade_submission  # noqa: F401 (the grade function `hw3 grade` passes to run)
+from .kernel.sandbox import GIB, MAX_NOTEBOOK_MB
 from .notebook import NotebookError, check_calls, notebook_paths, read_notebook
-from .questions import BY_ID, QUESTIONS
 from .results import GRADER_VERSION, Report
-from .sandbox import GIB, MAX_NOTEBOOK_MB
 from .store import Store, digest
-
-
-
 
 GradeFunction = Callable[[Path, Settings], Report]
 ALL = frozenset(BY_ID)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .autograder import register as register_autograder
-from .sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
+from .kernel.sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
 
 if TYPE_CHECKING:
     from . import batch
@@ -190,14 +190,14 @@ def run_assign(args: argparse.Namespace) -> int:
 
 def _outputs(args: argparse.Namespace) -> list[tuple[Path, Callable[[list[Report]], str]]]:
     """(file, renderer) of each output option given."""
-    from .report import RENDERERS
+    from .reports.report import RENDERERS
 
     return [(getattr(args, name), render) for name, render in RENDERERS.items() if getattr(args, name) is not None]
 
 
 def _unwritable(targets: list[Path]) -> str | None:
     """Why one of the files to write cannot be written (None when all can), before any work starts."""
-    from .report import unwritable
+    from .reports.report import unwritable
 
     seen: set[Path] = set()
     for target in targets:
@@ -212,7 +212,7 @@ def _unwritable(targets: list[Path]) -> str | None:
 
 def _write(command: str, outputs: list[tuple[Path, Callable[[list[Report]], str]]], reports: list[Report]) -> int:
     """Write every output atomically; EXIT_FAILED naming the first that cannot be written."""
-    from .report import write_atomic
+    from .reports.report import write_atomic
 
     for target, render in outputs:
         try:
@@ -243,9 +243,9 @@ def _grade_batch(args: argparse.Namespace) -> int:
     """The body of `run_grade`: check the input, grade what the store lacks, write the outputs."""
     from . import batch
     from .grader import ReferenceNotebookError, Settings, load_reference
+    from .kernel.sandbox import available
     from .key import KeyFileError, key_path, load_key
-    from .manual import ManualScoresError, merge_manual
-    from .sandbox import available
+    from .reports.manual import ManualScoresError, merge_manual
     from .store import StoreError
 
     try:
@@ -296,7 +296,7 @@ def _corpus_features(reference: Path) -> Path | None:
     """The shared, read-only BERT features of the grading corpus (computed once), when the released notebooks
     compute them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then
     compute their own."""
-    from .corpus import prefill
+    from .kernel.corpus import prefill
     from .notebook import notebook_paths
 
     if not any("cache_features(" in path.read_text(encoding="utf-8", errors="replace")
@@ -312,9 +312,9 @@ def _corpus_features(reference: Path) -> Path | None:
 
 def _reports(args: argparse.Namespace, reports: list[Report]) -> int:
     """--feedback and --summary: the students' feedback files and the class summary."""
-    from .feedback import write_all_feedback
-    from .similarity import find_similar, solutions_of
-    from .summary import write_summary
+    from .reports.feedback import write_all_feedback
+    from .reports.similarity import find_similar, solutions_of
+    from .reports.summary import write_summary
 
     if args.feedback and reports:
         write_all_feedback(reports, args.feedback)
@@ -328,7 +328,7 @@ def _grade_into(store_path: Path, submissions: list["batch.Submission"], setting
     """Grade what the store at `store_path` lacks (StoreError when it cannot be used); the batch's current
     reports from the store afterwards, and what the run did."""
     from . import batch
-    from .report import table
+    from .reports.report import table
     from .store import Store
 
     with Store(store_path, adopt=regrade == batch.ALL) as store:

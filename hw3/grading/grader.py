@@ -32,16 +32,17 @@ from typing import Any, NamedTuple
 
 import nbformat
 
-from . import sandbox as sandboxing
-from . import store, withheld
+from . import store
 from .assign import ANSWER_PLACEHOLDER
-from .checks import SCORING, score_safely
-from .exercise import one_line, seeded_rng
-from .execute import Execution, Launch, execute
-from .harness import final_cell
-from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths,
-                       read_notebook, regions)
-from .questions import BY_ID, QUESTIONS, Question
+from .exercises.base import one_line, seeded_rng
+from .exercises.checks import SCORING, score_safely
+from .exercises.registry import BY_ID, QUESTIONS, Question
+from .kernel import sandbox as sandboxing
+from .kernel import withheld
+from .kernel.execute import Execution, Launch, execute
+from .kernel.harness import final_cell
+from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook,
+                       regions)
 from .results import GRADER_VERSION, QuestionResult, Report
 
 DEFAULT_TIMEOUT = 600.0

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import nbformat
 
-from .sandbox import MAX_NOTEBOOK_MB
+from .kernel.sandbox import MAX_NOTEBOOK_MB
 
 MAX_CELL_SOURCE = 200_000  # characters: longer code cells are not parsed (no check cell is that long)
 

@@ -117,6 +117,6 @@ class Report:
         return cls(data["submission"], data["student"], questions, **fields)
 
 
-GRADER_VERSION = "3"  # 3: q4.1b expects the grading corpus (hw3.grading.corpus)
+GRADER_VERSION = "3"  # 3: q4.1b expects the grading corpus (hw3.grading.kernel.corpus)
 """Bumped when a change to the checks or to this model makes earlier results incomparable: a results store
 written by another version is refused (regrade into a new store, or `--regrade` the changed questions)."""

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .notebook import notebook_paths
-from .report import replacing
+from .reports.report import replacing
 from .results import GRADER_VERSION, Report
 
 SCHEMA = """

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .results import TestResult
+from ..results import TestResult
 
 REASON_LIMIT = 200
 

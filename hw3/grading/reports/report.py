@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .questions import BY_ID, QUESTIONS, format_points
-from .results import QuestionResult, Report
+from ..exercises.registry import BY_ID, QUESTIONS, format_points
+from ..results import QuestionResult, Report
 
 
 def table(report: Report) -> str:

@@ -17,9 +17,9 @@ import random
 import threading
 from typing import Any
 
-from .exercise import CheckFailed, Exercise, Unreadable, describe_exception, fresh_rng, one_line
-from .questions import BY_ID, format_points
-from .results import QuestionResult, TestResult
+from ..results import QuestionResult, TestResult
+from .base import CheckFailed, Exercise, Unreadable, describe_exception, fresh_rng, one_line
+from .registry import BY_ID, format_points
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import NamedTuple
 
-from .questions import format_points
-from .results import QuestionResult, Report, TestResult
+from ..exercises.registry import format_points
+from ..results import QuestionResult, Report, TestResult
 
 URL_OR_PATH = re.compile(r"(?P<url>https?://\S+)"
                          r"|(?<![\w.~<-])(?:~?/+[\w.@+~-]+(?:/+[\w.@+~-]+)*|[A-Za-z]:\\(?:[\w.@+~-]+\\?)+)/?")

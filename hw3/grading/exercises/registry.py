@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .exercise import Exercise
-from .rnn_attention_exercises import EXERCISES as RNN_ATTENTION
-from .sentiment_exercises import EXERCISES as SENTIMENT
+from . import q2_rnn, q3_attention, q4_data, q4_inference, q4_model, q4_training
+from .base import Exercise
 
 Kind = Literal["auto", "manual"]
-EXERCISES: dict[str, Exercise] = {**RNN_ATTENTION, **SENTIMENT}
+EXERCISES: dict[str, Exercise] = {**q2_rnn.EXERCISES, **q3_attention.EXERCISES, **q4_data.EXERCISES, **q4_model.EXERCISES,
+                                 **q4_training.EXERCISES, **q4_inference.EXERCISES}
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from ..exercises.base import one_line
 from . import sandbox
 from .diskwatch import DiskWatch, empty_folder, process_tree
-from .exercise import one_line
 from .sandbox import OUTPUT_LIMIT, Limits, Mounts
 
 MAX_BROKEN = 3

@@ -17,9 +17,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..exercises.registry import format_points
+from ..results import QuestionResult, Report
 from .feedback import escape
-from .questions import format_points
-from .results import QuestionResult, Report
 from .similarity import REFERENCE, Finding
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?!\w)")

@@ -19,11 +19,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .checks import bind, exercise_of, probe_quietly
-from .exercise import describe_exception, one_line
+from ..exercises.base import describe_exception, one_line
+from ..exercises.checks import bind, exercise_of, probe_quietly
 
 _CELL = '''\
-from hw3.grading.harness import run_probes as _hw3_run_probes
+from hw3.grading.kernel.harness import run_probes as _hw3_run_probes
 _hw3_run_probes({requests!r}, globals(), {nonce!r}, {limit!r}, {folder!r})
 '''
 

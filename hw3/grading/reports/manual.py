@@ -12,8 +12,8 @@ import csv
 import math
 from pathlib import Path
 
-from .questions import BY_ID, QUESTIONS, format_points
-from .results import QuestionResult, Report
+from ..exercises.registry import BY_ID, QUESTIONS, format_points
+from ..results import QuestionResult, Report
 
 STUDENT_COLUMN = "student"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import hw3
 
+from ..exercises.registry import EXERCISES
 from .corpus import write_corpus
-from .questions import EXERCISES
 
 PACKAGE_DIR = Path(hw3.__file__).resolve().parent
 MARKER = "_grading_build.py"
@@ -81,7 +81,7 @@ def build(folder: Path) -> Path:
         path = root / Path(*module.split(".")).with_suffix(".py")
         path.write_text(strip_module(path.read_text(encoding="utf-8"), module, names), encoding="utf-8")
     write_corpus(root / "hw3")
-    (root / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.withheld)."""\n')
+    (root / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.kernel.withheld)."""\n')
     compileall.compile_dir(str(root / "hw3"), quiet=1, workers=1)
     for path in (root / "hw3").rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -32,10 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .notebook import NotebookError, cell_check_calls, cell_source, check_calls, fingerprint, notebook_paths, \
-    parse_cell, read_notebook, regions
-from .questions import QUESTIONS
-from .results import Report
+from ..exercises.registry import QUESTIONS
+from ..notebook import (NotebookError, cell_check_calls, cell_source, check_calls, fingerprint, notebook_paths,
+                        parse_cell, read_notebook, regions)
+from ..results import Report
 
 THRESHOLD = 0.9
 MIN_STATEMENTS = 3
@@ -193,7 +193,7 @@ def solutions_of(reports: list[Report], released_folder: Path) -> dict[str, dict
 @lru_cache(maxsize=1)
 def reference_sources() -> dict[str, tuple[str, ...]]:
     """Question id -> the source of hw3's reference implementation(s): each exercise's `references`."""
-    from .questions import EXERCISES
+    from ..exercises.registry import EXERCISES
 
     def source(spec: str) -> str:
         module, qualname = spec.split(":")
