@@ -5,11 +5,13 @@ region: `# insert code here` and `raise NotImplementedError("<id>: write your so
 the exercise checked next. In markdown cells each `<!-- BEGIN ANSWER [id] -->` … `<!-- END ANSWER -->` region
 becomes `_Type your answer here._`; with the id of a manual question, the cell's metadata records it
 (`hw3.answer`), so the grader can report an untouched answer as "not answered". Each `<!-- points ID ... -->`
-becomes the questions' point label from the registry, e.g. "(3 points: 2 automatic, 1 graded by hand)", so
-labels cannot disagree with the points table. Cells tagged `answer-key-only` (demos that print an answer a
-student must write) are left out. Outputs, execution counts and the run's timing metadata are cleared;
-everything else (other metadata, cell ids, prompts, check cells) is kept, and the JSON is written in nbformat's canonical layout, so the
-result depends only on the answer key: assigning twice gives byte-identical files.
+becomes the questions' point label from questions.toml, e.g. "(3 points: 2 automatic, 1 graded by hand)", so
+labels cannot disagree with the points. A code line `HW3_CHECKS = ...` (the setup cell's) gets the course's
+digest, which the notebook checks against the installed hw3. Cells tagged `answer-key-only` (demos that print
+an answer a student must write) are left out. Outputs, execution counts and the run's timing metadata are
+cleared; everything else (other metadata, cell ids, prompts, check cells) is kept, and the JSON is written in
+nbformat's canonical layout, so the result depends only on the answer key: assigning twice gives byte-identical
+files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import json
 import re
 from pathlib import Path
 
-from .exercises.registry import BY_ID, format_points
+from hw3.errors import HW3Error
+
+from .exercises.registry import Homework, format_points
 from .notebook import cell_check_calls, cell_source, notebook_paths
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -28,10 +32,11 @@ ANSWER_REGION = re.compile(r"<!--\s*BEGIN ANSWER(?:\s+([\w.]+))?\s*-->.*?<!--\s*
 ANSWER_MARKER = re.compile(r"<!--\s*(BEGIN|END) ANSWER(?:\s+[\w.]+)?\s*-->")
 POINTS_MARKER = re.compile(r"<!--\s*points((?:\s+[\w.]+)+)\s*-->")
 KEY_ONLY_TAG = "answer-key-only"
+CHECKS_LINE = re.compile(r"^HW3_CHECKS = .*$", re.MULTILINE)  # the setup cell's line that assign fills in
 ANSWER_PLACEHOLDER = "_Type your answer here._"
 
 
-class AssignError(Exception):
+class AssignError(HW3Error):
     """An answer key that cannot be turned into a student notebook; the message is one line."""
 
 
@@ -65,16 +70,16 @@ def strip_solutions(source: str, qid: str | None) -> str:
     return text[:-1] if text.endswith("\n") and not source.endswith("\n") else text
 
 
-def strip_answers(source: str) -> str:
+def strip_answers(source: str, homework: Homework) -> str:
     """`source` with every markdown answer region replaced by the placeholder; AssignError if unbalanced."""
     for qid in answer_ids(source):
-        if qid not in BY_ID or BY_ID[qid].kind != "manual":
-            raise AssignError(f"answer id {qid!r} is not a manual question in hw3/grading/questions.py")
+        if qid not in homework.by_id or homework.by_id[qid].kind != "manual":
+            raise AssignError(f"answer id {qid!r} is not a hand-graded question in {homework.source}")
     text = ANSWER_REGION.sub(ANSWER_PLACEHOLDER, source)
     stray = ANSWER_MARKER.search(text)
     if stray:
         raise AssignError(f"{stray.group(0)} has no matching {'END' if stray.group(1) == 'BEGIN' else 'BEGIN'} marker")
-    return POINTS_MARKER.sub(lambda m: points_label(m.group(1).split()), text)
+    return POINTS_MARKER.sub(lambda m: points_label(m.group(1).split(), homework), text)
 
 
 def answer_ids(source: str) -> list[str]:
@@ -82,13 +87,14 @@ def answer_ids(source: str) -> list[str]:
     return [m.group(1) for m in ANSWER_REGION.finditer(source) if m.group(1)]
 
 
-def points_label(ids: list[str]) -> str:
-    """The point label of a group of questions from the registry: "(4 points: 2.5 automatic, 1.5 graded by hand)"."""
-    unknown = [qid for qid in ids if qid not in BY_ID]
+def points_label(ids: list[str], homework: Homework) -> str:
+    """The point label of a group of questions: "(4 points: 2.5 automatic, 1.5 graded by hand)"."""
+    unknown = [qid for qid in ids if qid not in homework.by_id]
     if unknown:
-        raise AssignError(f"points marker names {unknown[0]!r}, which is not in hw3/grading/questions.py")
-    auto = sum(BY_ID[q].max_points for q in ids if BY_ID[q].kind == "auto")
-    manual = sum(BY_ID[q].max_points for q in ids if BY_ID[q].kind == "manual")
+        raise AssignError(f"points marker names {unknown[0]!r}, which is not a question in {homework.source}")
+    questions = [homework.by_id[q] for q in ids]
+    auto = sum(q.max_points for q in questions if q.kind == "auto")
+    manual = sum(q.max_points for q in questions if q.kind == "manual")
     total = format_points(auto + manual)
     unit = "point" if auto + manual == 1 else "points"
     if not manual:
@@ -103,7 +109,7 @@ def _like(original: str | list[str], text: str) -> str | list[str]:
     return text.splitlines(keepends=True) if isinstance(original, list) else text
 
 
-def next_check_ids(cells: list[dict]) -> list[str | None]:
+def next_check_ids(cells: list[dict], homework: Homework) -> list[str | None]:
     """For each cell, the id of the first check call in it or after it (None past the last one)."""
     ids: list[str | None] = [None] * len(cells)
     upcoming = None
@@ -112,8 +118,10 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
         if cell.get("cell_type") == "code":
             calls = cell_check_calls(cell_source(cell), index)
             for call in calls:
-                if call.qid not in BY_ID:
-                    raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not in hw3/grading/questions.py")
+                question = homework.by_id.get(call.qid)
+                if question is None or question.kind != "auto":
+                    raise AssignError(f"cell {index + 1}: check id {call.qid!r} is not an automatic question in "
+                                      f"{homework.source}: add it there, or remove the check cell")
             upcoming = calls[0].qid if calls else upcoming
         ids[index] = upcoming
     return ids
@@ -122,35 +130,37 @@ def next_check_ids(cells: list[dict]) -> list[str | None]:
 RUN_METADATA = ("execution", "collapsed", "scrolled")  # written by running the key, not by its author
 
 
-def student_cell(cell: dict, qid: str | None) -> dict:
+def student_cell(cell: dict, qid: str | None, homework: Homework, digest: str) -> dict:
     """The student version of one answer-key cell (a new dict; the input is not changed)."""
     out = dict(cell)
     metadata = {k: v for k, v in cell.get("metadata", {}).items() if k not in RUN_METADATA}
     if "metadata" in cell:
         out["metadata"] = metadata
     if cell.get("cell_type") == "code":
-        out["source"] = _like(cell.get("source", ""), strip_solutions(cell_source(cell), qid))
+        source = CHECKS_LINE.sub(f'HW3_CHECKS = "{digest}"  # the checks this notebook was released with',
+                                 strip_solutions(cell_source(cell), qid))
+        out["source"] = _like(cell.get("source", ""), source)
         out["outputs"] = []
         out["execution_count"] = None
     elif cell.get("cell_type") == "markdown":
         source = cell_source(cell)
-        out["source"] = _like(cell.get("source", ""), strip_answers(source))
+        out["source"] = _like(cell.get("source", ""), strip_answers(source, homework))
         ids = answer_ids(source)
         if ids:
             out["metadata"] = {**metadata, "hw3": {"answer": ids[0]}}
     return out
 
 
-def student_notebook(answer_key: dict) -> dict:
+def student_notebook(answer_key: dict, homework: Homework, digest: str) -> dict:
     """The student notebook (as JSON data) generated from an answer key's JSON data."""
     cells = answer_key["cells"]
     out = dict(answer_key)
     out["cells"] = []
-    for index, (cell, qid) in enumerate(zip(cells, next_check_ids(cells)), start=1):
+    for index, (cell, qid) in enumerate(zip(cells, next_check_ids(cells, homework)), start=1):
         if KEY_ONLY_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         try:
-            out["cells"].append(student_cell(cell, qid))
+            out["cells"].append(student_cell(cell, qid, homework, digest))
         except AssignError as exc:
             raise AssignError(f"cell {index}, {exc}") from None
     return out
@@ -161,8 +171,9 @@ def render(nb: dict) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def generate(answers: Path, notebooks: Path) -> dict[Path, str]:
-    """{student notebook path: its text} for every answer key; AssignError naming a bad answer key."""
+def generate(answers: Path, homework: Homework, digest: str = "") -> dict[Path, str]:
+    """{student notebook path relative to the notebooks' folder: its text} for every answer key in `answers`
+    (`digest`: the course's, written into the setup cell); AssignError naming a bad answer key."""
     if not answers.is_dir():
         raise AssignError(f"no answers folder at {answers}: run from the repository root or pass --answers DIR")
     out = {}
@@ -171,7 +182,7 @@ def generate(answers: Path, notebooks: Path) -> dict[Path, str]:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
                 raise AssignError("it is not a Jupyter notebook (no list of cells)")
-            out[notebooks / path.relative_to(answers)] = render(student_notebook(data))
+            out[path.relative_to(answers)] = render(student_notebook(data, homework, digest))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AssignError(f"{path} is not a readable notebook ({type(exc).__name__}): fix or re-save it") from None
         except AssignError as exc:

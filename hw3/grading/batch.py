@@ -19,13 +19,13 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from . import grader
 from .exercises.base import describe_exception, one_line
-from .exercises.registry import BY_ID, QUESTIONS
+from .exercises.registry import Homework
 from .grader import Settings, grade_submission  # noqa: F401 (the grade function `hw3 grade` passes to run)
 from .kernel.sandbox import GIB, MAX_NOTEBOOK_MB
 from .notebook import NotebookError, check_calls, notebook_paths, read_notebook
@@ -33,7 +33,7 @@ from .results import GRADER_VERSION, Report
 from .store import Store, digest
 
 GradeFunction = Callable[[Path, Settings], Report]
-ALL = frozenset(BY_ID)
+ALL = frozenset({"all"})
 """`--regrade all`: every question, a full regrade."""
 
 
@@ -52,12 +52,14 @@ class Submission:
 
 @dataclass(frozen=True)
 class Task:
-    """One grading job: the submission, the questions to grade (None: all), the report to merge them into."""
+    """One grading job: the submission, the questions to grade (None: all), the report to merge them into, and
+    the answer key's answers for this student (`answer_key.answers`)."""
 
     submission: Submission
     only: frozenset[str] | None = None
     stored: Report | None = None
     copy: Path | None = None  # the private copy grading reads (`snapshot`)
+    expected: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -122,15 +124,15 @@ def shard(submissions: list[Submission], index: int, count: int) -> list[Submiss
     return submissions[index - 1::count]
 
 
-def parse_regrade(text: str) -> frozenset[str]:
+def parse_regrade(text: str, homework: Homework) -> frozenset[str]:
     """`q4.3b,q4.4a` (question ids) or `all`; ValueError naming the fix."""
     if text.strip() == "all":
         return ALL
     ids = frozenset(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(ids - ALL)
+    unknown = sorted(ids - set(homework.by_id))
     if unknown or not ids:
-        raise ValueError(f"--regrade {text!r}: {', '.join(unknown) or 'no question'} is not a question id: "
-                         f"pass ids from hw3/grading/questions.py ({', '.join(q.id for q in QUESTIONS[:3])}, ...) or all")
+        raise ValueError(f"--regrade {text!r}: {', '.join(unknown) or 'no question'} is not a question id: pass ids "
+                         f"from {homework.source} ({', '.join(q.id for q in homework.questions[:3])}, ...) or all")
     return ids
 
 
@@ -199,7 +201,7 @@ def grade_task(task: Task, settings: Settings, grade: GradeFunction) -> Report:
     """Grade one task (from its private copy) into the report to store; a grader crash becomes a report."""
     sub = task.submission
     try:
-        report = grade(task.copy or sub.path, replace(settings, only=task.only))
+        report = grade(task.copy or sub.path, replace(settings, only=task.only, expected=task.expected))
     except Exception as exc:  # a grader bug must not cost the other students their grades
         report = crashed(sub, exc, settings)
     report = replace(report, submission=str(sub.path), student=sub.student, digest=sub.digest,
@@ -276,6 +278,18 @@ def _wait(done: queue.SimpleQueue) -> object:
             return done.get(timeout=0.2)
         except queue.Empty:
             continue
+
+
+def with_answers(tasks: list[Task], settings: Settings) -> list[Task]:
+    """The tasks with the answer key's answers for their students' questions (`answer_key.answers`: one run of
+    each key for the whole batch); KeyFailed when a key cannot answer."""
+    from .answer_key import answers
+
+    if not tasks:
+        return tasks
+    print(f"hw3 grade: running the answer keys for {len(tasks)} submission(s)", file=sys.stderr, flush=True)
+    found = answers(settings.course, settings, {task.submission.student: task.only for task in tasks})
+    return [replace(task, expected=found[task.submission.student]) for task in tasks]
 
 
 def run(tasks: list[Task], store: Store, settings: Settings, *, grade: GradeFunction, jobs: int,

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .autograder import register as register_autograder
+from .exercises.checks import PUBLIC_FILE
 from .kernel.sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
 
 if TYPE_CHECKING:
     from . import batch
+    from .course import Course
     from .grader import Settings
     from .results import Report
 
@@ -53,15 +55,21 @@ from the store when the batch ends. `hw3 merge-grades` combines the stores of --
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `assign`, `grade` and `merge-grades` to the CLI; each parser's `handler` default is its handler."""
     assign = subparsers.add_parser(
-        "assign", help="generate the student notebooks from the answer keys",
-        description="Write notebooks/ from answers/: solution regions become stubs, answers become "
-                    "placeholders, outputs are cleared. Running it twice gives identical files.")
+        "assign", help="generate the student notebooks and their checks from the answer keys",
+        description="Write notebooks/ from answers/ (solution regions become stubs, answers become placeholders, "
+                    "outputs are cleared) and run the answer keys on the public inputs, storing their answers "
+                    "with hw3 for the notebooks' check cells. Running it twice gives identical files.")
     assign.add_argument("--answers", type=Path, default=Path("answers"), metavar="DIR",
-                        help="folder of answer-key notebooks (default: answers)")
+                        help="folder of answer-key notebooks and questions.toml (default: answers)")
     assign.add_argument("--notebooks", type=Path, default=Path("notebooks"), metavar="DIR",
                         help="folder of student notebooks to write (default: notebooks)")
+    assign.add_argument("--checks", type=Path, default=PUBLIC_FILE, metavar="FILE",
+                        help="the public checks file to write (default: the one inside this hw3 package)")
     assign.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming each student notebook that is out of date")
+                        help="write nothing; exit 1 naming each file that is out of date, each question without a "
+                             "check cell, and each sub-test the grader fails an answer key on")
+    assign.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
+                        help="time limit for each cell of the answer keys (default: 600)")
     assign.set_defaults(handler=run_assign)
 
     grade = subparsers.add_parser(
@@ -79,9 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"memory limit of each notebook's kernel in GiB: an allocation past it fails inside "
                             f"the notebook instead of exhausting the machine (default: {DEFAULT_MEMORY_GB:g}; "
                             f"0: no limit)")
-    grade.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
-                       help="the released student notebooks, whose check cells submissions must keep "
-                            "(default: notebooks)")
+    grade.add_argument("--answers", type=Path, default=Path("answers"), metavar="DIR",
+                       help="the answer keys and questions.toml: what every exercise is scored against, and whose "
+                            "released check cells submissions must keep (default: answers)")
     grade.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                        help="submissions graded at once (default: the CPUs, and no more kernels than the "
                             "available memory holds at --memory-gb each)")
@@ -162,30 +170,60 @@ def _fail(command: str, message: str, code: int = EXIT_FAILED) -> int:
 
 def run_assign(args: argparse.Namespace) -> int:
     """`hw3 assign [--check]`."""
-    from .assign import AssignError, generate, out_of_date, write
+    from hw3.atomic import write_text_atomic
 
-    try:
-        expected = generate(args.answers, args.notebooks)
-    except AssignError as exc:
-        return _fail("assign", str(exc))
-    if not expected:
-        return _fail("assign", f"no notebooks in {args.answers}: put the answer keys there")
+    from .answer_key import public_checks
+    from .assign import out_of_date, write
+    from .course import load_course
+    from .grader import Settings
+    from .kernel.sandbox import available
+    from .release import key_marks, notebooks, render_checks, stale_checks, unchecked
+
+    course = load_course(args.answers)
+    problems = unchecked(course)
+    expected = notebooks(course, args.notebooks)
+    sandboxed = available() is None
+    if not sandboxed:
+        print(f"hw3 assign: note: the answer keys run without the grading sandbox ({available()})", file=sys.stderr)
+    settings = Settings(course, args.timeout, sandbox=sandboxed, feature_cache=_corpus_features(course))
+    checks = public_checks(course, settings)
     if args.check:
-        stale = out_of_date(expected)
-        for path in stale:
-            print(f"{path} is out of date with {args.answers}: run `hw3 assign`", file=sys.stderr)
+        problems += [f"{path} is out of date with {args.answers}: run `hw3 assign`" for path in out_of_date(expected)]
+        stale = stale_checks(_read_json(args.checks), checks)
         if stale:
+            problems.append(f"{args.checks} is out of date with {args.answers} ({', '.join(stale)}): run `hw3 assign`")
+        problems += key_marks(course, settings, checks)
+        for problem in problems:
+            print(f"hw3 assign: {problem}", file=sys.stderr)
+        if problems:
             return EXIT_FAILED
-        print(f"{args.notebooks} is up to date with {args.answers}")
+        print(f"{args.notebooks} and {args.checks} are up to date with {args.answers}, and the grader gives the "
+              f"answer keys full marks")
         return EXIT_OK
+    if problems:
+        return _fail("assign", problems[0])
     try:
         written = write(expected)
+        if stale_checks(_read_json(args.checks), checks):
+            write_text_atomic(args.checks, render_checks(checks))
+            written.append(args.checks)
     except OSError as exc:
         return _fail("assign", f"cannot write {exc.filename} ({exc.strerror})")
     for path in written:
         print(f"wrote {path}")
-    print(f"{len(expected) - len(written)} of {len(expected)} student notebooks were already up to date")
+    print(f"{len(expected) + 1 - len(written)} of {len(expected) + 1} files were already up to date")
     return EXIT_OK
+
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in `path`, or {} when it is missing or unreadable."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[Path, Callable[[list[Report]], str]]]:
@@ -242,15 +280,17 @@ def run_grade(args: argparse.Namespace) -> int:
 def _grade_batch(args: argparse.Namespace) -> int:
     """The body of `run_grade`: check the input, grade what the store lacks, write the outputs."""
     from . import batch
-    from .grader import ReferenceNotebookError, Settings, load_reference
+    from .course import load_course
+    from .grader import Settings
     from .kernel.sandbox import available
     from .key import KeyFileError, key_path, load_key
     from .reports.manual import ManualScoresError, merge_manual
     from .store import StoreError
 
+    course = load_course(args.answers)
     try:
         shard = batch.parse_shard(args.shard) if args.shard else None
-        regrade = batch.parse_regrade(args.regrade) if args.regrade else None
+        regrade = batch.parse_regrade(args.regrade, course.homework) if args.regrade else None
     except ValueError as exc:
         return _fail("grade", str(exc), EXIT_USAGE)
     try:
@@ -261,10 +301,6 @@ def _grade_batch(args: argparse.Namespace) -> int:
     problem = _unwritable([store_path, *(target for target, _ in outputs)])
     if problem:
         return _fail("grade", problem)
-    try:
-        load_reference(args.reference)
-    except ReferenceNotebookError as exc:
-        return _fail("grade", str(exc))
     if shard:
         submissions = batch.shard(submissions, *shard)
     if not args.no_sandbox and (reason := available()):
@@ -275,16 +311,16 @@ def _grade_batch(args: argparse.Namespace) -> int:
         key = load_key(key_path(args.key_file))
     except (KeyFileError, OSError) as exc:
         return _fail("grade", str(exc))
-    settings = Settings(args.reference, args.timeout, args.memory_gb, sandbox=not args.no_sandbox, key=key,
-                        feature_cache=_corpus_features(args.reference))
+    settings = Settings(course, args.timeout, args.memory_gb, sandbox=not args.no_sandbox, key=key,
+                        feature_cache=_corpus_features(course))
     try:
         reports, outcome = _grade_into(store_path, submissions, settings, regrade,
                                        args.jobs or batch.default_jobs(args.memory_gb))
         if args.manual:
-            reports = merge_manual(reports, args.manual)
+            reports = merge_manual(reports, args.manual, course.homework)
     except (StoreError, ManualScoresError) as exc:
         return _fail("grade", str(exc))
-    written = _write("grade", outputs, reports) or _reports(args, reports)
+    written = _write("grade", outputs, reports) or _reports(args, reports, course)
     if outcome.interrupted:
         return _fail("grade", f"interrupted: {len(reports)} of {len(submissions)} submissions are graded and "
                               f"stored in {store_path}; run the same command again to grade the rest",
@@ -292,15 +328,13 @@ def _grade_batch(args: argparse.Namespace) -> int:
     return written
 
 
-def _corpus_features(reference: Path) -> Path | None:
-    """The shared, read-only BERT features of the grading corpus (computed once), when the released notebooks
-    compute them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then
-    compute their own."""
+def _corpus_features(course: "Course") -> Path | None:
+    """The shared, read-only BERT features of the grading corpus (computed once), when the answer keys compute
+    them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then compute their own."""
     from .kernel.corpus import prefill
-    from .notebook import notebook_paths
+    from .notebook import cell_source
 
-    if not any("cache_features(" in path.read_text(encoding="utf-8", errors="replace")
-               for path in notebook_paths(reference)):
+    if not any("cache_features(" in cell_source(cell) for nb in course.keys.values() for cell in nb.cells):
         return None
     try:
         return prefill()
@@ -310,16 +344,17 @@ def _corpus_features(reference: Path) -> Path | None:
         return None
 
 
-def _reports(args: argparse.Namespace, reports: list[Report]) -> int:
+def _reports(args: argparse.Namespace, reports: list[Report], course: "Course") -> int:
     """--feedback and --summary: the students' feedback files and the class summary."""
     from .reports.feedback import write_all_feedback
-    from .reports.similarity import find_similar, solutions_of
+    from .reports.similarity import find_similar, reference_sources, solutions_of
     from .reports.summary import write_summary
 
     if args.feedback and reports:
         write_all_feedback(reports, args.feedback)
     if args.summary and reports:
-        write_summary(reports, args.summary, find_similar(solutions_of(reports, args.reference)))
+        write_summary(reports, args.summary, find_similar(solutions_of(reports, course), reference_sources(course),
+                                                            [q.id for q in course.homework.questions]))
     return EXIT_OK
 
 
@@ -333,6 +368,7 @@ def _grade_into(store_path: Path, submissions: list["batch.Submission"], setting
 
     with Store(store_path, adopt=regrade == batch.ALL) as store:
         tasks, reused = batch.plan(submissions, store, regrade)
+        tasks = batch.with_answers(tasks, settings)
         if reused:
             print(f"hw3 grade: note: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
         progress = batch.Progress(len(tasks), table)

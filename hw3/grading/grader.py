@@ -1,13 +1,14 @@
-"""Grading one submission: run it in a sandboxed kernel, probe every exercise, score in this process.
+"""Grading one submission: run it in a sandboxed kernel, probe every exercise, score it against the answer key.
 
 A submission is one student's work: a notebook, or a folder with the student's notebooks when the
 homework comes in several (here Questions 1–3 and Question 4). Each submitted notebook is matched to the
 released notebook whose check cells it shares, privately copied, and executed in a sandboxed kernel of its
-own (`sandbox`, `execute`) whose hw3 has no reference solutions (`withheld`). The grader then appends one
-cell (`harness`) that calls the student's objects on inputs the grader drew from the course key, the
-student and the question (`exercise.seeded_rng`), and prints plain JSON data; the points are computed here,
-in the grader's process, by each exercise's scorer against the reference. Nothing the notebook prints,
-writes or patches reaches a score except the values it returns for those inputs.
+own (`kernel.sandbox`, `kernel.execute`) whose hw3 has no reference solutions (`kernel.withheld`). The grader
+then appends one cell (`kernel.harness`) that calls the student's objects on this student's inputs, which the
+answer key's kernel drew from the course key, the student and the question (`answer_key`), and prints plain
+JSON data; the points are computed here, in the grader's process, by comparing that data with the answer key's
+outputs on the same inputs (`exercises.checks.score_safely`). Nothing the notebook prints, writes or patches
+reaches a score except the values it returns for those inputs.
 
 A question is scored when its check cell is the untouched one of the released notebook and the objects
 it names exist; a probe that hangs or stops the kernel costs its own question only (the notebook runs
@@ -18,31 +19,30 @@ when the answer cell still holds the placeholder.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import nbformat
 
 from . import store
 from .assign import ANSWER_PLACEHOLDER
-from .exercises.base import one_line, seeded_rng
-from .exercises.checks import SCORING, score_safely
-from .exercises.registry import BY_ID, QUESTIONS, Question
+from .course import Course, Released
+from .exercises.base import one_line
+from .exercises.checks import score_safely
+from .exercises.registry import Question
 from .kernel import sandbox as sandboxing
 from .kernel import withheld
 from .kernel.execute import Execution, Launch, execute
-from .kernel.harness import final_cell
-from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook,
-                       regions)
+from .kernel.harness import final_cell, read_results
+from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook, \
+    regions
 from .results import GRADER_VERSION, QuestionResult, Report
 
 DEFAULT_TIMEOUT = 600.0
@@ -50,30 +50,17 @@ FINAL_RETRIES = 2
 NO_SANDBOX_NOTE = "graded with --no-sandbox: the notebook ran unconfined, as the grader's user"
 
 
-class Released(NamedTuple):
-    """A released notebook as grading needs it: its check calls by question id, its code cells' fingerprints."""
-
-    checks: dict[str, CheckCall]
-    cells: frozenset[str]
-
-
-Reference = dict[str, Released]
-"""Released notebook name -> what grading needs of it."""
-
-
-class ReferenceNotebookError(Exception):
-    """The reference notebooks cannot tell what the check cells should be; one-line message."""
-
-
 @dataclass(frozen=True)
 class Settings:
-    """How to grade: the released notebooks, time and memory limits, the sandbox, the course key.
+    """How to grade: the course (homework, answer keys, released notebooks), time and memory limits, the sandbox,
+    the course key.
 
     `only` restricts grading to those question ids (a regrade); `feature_cache` is a folder of precomputed
-    BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job.
+    BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job;
+    `expected` holds the answer key's {"inputs", "outputs", "mistakes"} for this student, by question id.
     """
 
-    reference: Path = Path("notebooks")
+    course: Course | None = None
     timeout: float = DEFAULT_TIMEOUT
     memory_gb: float = sandboxing.DEFAULT_MEMORY_GB
     sandbox: bool = True
@@ -82,44 +69,17 @@ class Settings:
     feature_cache: Path | None = None
     slot: int = 0
     output_limit: int = sandboxing.OUTPUT_LIMIT
+    expected: dict[str, dict] = field(default_factory=dict, compare=False)
 
     @property
     def limits(self) -> sandboxing.Limits:
         return sandboxing.Limits(memory_gb=self.memory_gb, output_limit=self.output_limit)
 
 
-def load_reference(folder: Path) -> Reference:
-    """The check cells of the released notebooks under `folder`, per notebook."""
-    if not Path(folder).is_dir():
-        raise ReferenceNotebookError(f"no reference notebooks folder at {folder}: run from the repository root "
-                                     f"or pass --reference DIR")
-    reference: Reference = {}
-    first: dict[str, tuple[Path, CheckCall]] = {}
-    for path in notebook_paths(Path(folder)):
-        try:
-            cells = read_notebook(path).cells
-        except NotebookError as exc:
-            raise ReferenceNotebookError(str(exc)) from None
-        checks: dict[str, CheckCall] = {}
-        for call in check_calls(cells):
-            origin, known = first.setdefault(call.qid, (path, call))
-            if known.fingerprint != call.fingerprint:
-                raise ReferenceNotebookError(f"{origin} and {path} have different check cells for {call.qid}: "
-                                             f"run `hw3 assign` to regenerate them")
-            checks.setdefault(call.qid, call)
-        if checks:
-            code = frozenset(fingerprint(cell_source(c)) for c in cells if c.cell_type == "code")
-            reference[path.name] = Released(checks, code)
-    if not reference:
-        raise ReferenceNotebookError(f"the notebooks under {folder} have no check cells: pass --reference with "
-                                     f"the released notebooks")
-    return reference
-
-
-def best_match(calls: list[CheckCall], reference: Reference) -> str | None:
+def best_match(calls: list[CheckCall], released: dict[str, Released]) -> str | None:
     """The released notebook sharing the most check ids with a submitted notebook (None if none shares any)."""
     ids = {c.qid for c in calls}
-    shared = {name: len(ids & released.checks.keys()) for name, released in reference.items()}
+    shared = {name: len(ids & notebook.checks.keys()) for name, notebook in released.items()}
     name = max(shared, key=shared.__getitem__)
     return name if shared[name] else None
 
@@ -188,21 +148,26 @@ class Findings:
 
 
 @lru_cache(maxsize=4)
-def _reference(folder: str) -> Reference:
-    return load_reference(Path(folder))
-
-
-@lru_cache(maxsize=1)
-def grading_build() -> Path:
-    """The grading build of hw3 (references withheld) and the sandbox's passwd files, made once per process in
-    a private folder (removed at exit)."""
+def build(withheld_functions: frozenset[tuple[str, frozenset[str]]]) -> Path:
+    """A build of hw3 (without `withheld_functions`: {(module, qualified names)}) and the sandbox's passwd files,
+    made once per process and set of withheld functions, in a private folder (removed at exit)."""
     root = Path(tempfile.mkdtemp(prefix="hw3-build-", dir=short_tmp()))
     atexit.register(shutil.rmtree, root, True)
-    withheld.build(root)
+    withheld.build(root, {module: set(names) for module, names in withheld_functions})
     sandboxing.user_files(root, sandboxing.SANDBOX_UID)
     for path in (root / "etc", *(root / "etc").iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return root
+
+
+def grading_build(course: Course) -> Path:
+    """The build student notebooks run with: the homework's reference solutions withheld."""
+    return build(frozenset((module, frozenset(names)) for module, names in course.homework.withheld().items()))
+
+
+def key_build() -> Path:
+    """The build the answer keys run with: nothing withheld."""
+    return build(frozenset())
 
 
 def short_tmp() -> str:
@@ -227,89 +192,80 @@ class Probed:
     final_error: str | None = None
 
 
-MAX_RESULTS_BYTES = 64 * 2**20
-
-
-def read_results(folder: Path, nonce: str) -> tuple[dict[str, list[dict]], list[str]]:
-    """({question id: [its result records]}, the ids whose probe started) from the harness's file.
-
-    The file is the kernel's: it is opened without following links or blocking, must be a regular file,
-    and is read up to MAX_RESULTS_BYTES; lines without the run's nonce, or that are not JSON objects with a
-    string id, are ignored.
-    """
-    found: dict[str, list[dict]] = {}
-    started: list[str] = []
-    try:
-        fd = os.open(folder / f"{nonce}.jsonl", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return found, started
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return found, started
-        data = file.read(MAX_RESULTS_BYTES)
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        if not line.startswith(nonce + " "):
-            continue
-        try:
-            record = json.loads(line[len(nonce) + 1:])
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(record, dict) and isinstance(record.get("id"), str):
-            if record.get("started") is True:
-                started.append(record["id"])
-            else:
-                found.setdefault(record["id"], []).append(record)
-    return found, started
-
-
-def launch_for(settings: Settings, private: Path, sockets: Path, home: Path, bounded: bool = False) -> Launch:
-    """How this notebook's kernels start: sandboxed (the default) or, with --no-sandbox, only limited;
+def launch_for(settings: Settings, hw3_build: Path, private: Path, sockets: Path, home: Path,
+               bounded: bool = False) -> Launch:
+    """How a notebook's kernels start: sandboxed (the default) or, with --no-sandbox, only limited;
     `bounded`: the socket folder is a tmpfs of the disk limit's size (`sandbox.mount_limited`)."""
     uid = sandboxing.SANDBOX_UID + settings.slot
-    build = grading_build()
     if not settings.sandbox:
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "HW3_SOCKETS": str(sockets),
-               "PYTHONPATH": str(build), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HW3_OFFLINE": "1",
-               "HW3_CACHE": str(home / ".cache"), "OMP_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-        if settings.feature_cache:
-            env["HW3_FEATURE_CACHE"] = str(settings.feature_cache)
-        return Launch(settings.limits, None, uid, env)
-    mounts = sandboxing.Mounts(build, withheld.PACKAGE_DIR, sockets, private, settings.feature_cache)
+        env = sandboxing.kernel_env(hw3_build, str(home), settings.feature_cache, os.environ.get("PATH", ""))
+        return Launch(settings.limits, None, uid, {**env, "HW3_SOCKETS": str(sockets)})
+    mounts = sandboxing.Mounts(hw3_build, withheld.PACKAGE_DIR, sockets, private, settings.feature_cache)
     return Launch(settings.limits, mounts, uid, sandboxing.sandbox_env(mounts), bounded)
 
 
-def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, CheckCall], inputs: dict[str, dict],
-                   settings: Settings) -> Probed:
-    """Run `nb` in its sandbox and probe `calls` there, retrying without a probe that hangs or kills the kernel."""
+@dataclass
+class Run:
+    """One execution of a notebook and its final cell: what the notebook's cells did, the final cell's records
+    ({request id: records}) and the ids whose probe started."""
+
+    execution: Execution
+    found: dict[str, list[dict]]
+    started: list[str]
+
+
+class Runner:
+    """Runs one notebook, privately copied, in fresh kernels (`execute`) with a final cell of requests; each run
+    starts from clean socket and home folders."""
+
+    def __init__(self, nb: nbformat.NotebookNode, name: str, settings: Settings, hw3_build: Path,
+                 scratch: str) -> None:
+        self.nb, self.settings, self.build, self.scratch = nb, settings, hw3_build, scratch
+        self.uid = sandboxing.SANDBOX_UID + settings.slot
+        private = sandboxing.private_folder(f"{scratch}/copy-", self.uid)
+        self.copy = private / Path(name).name
+        self.copy.write_text(nbformat.writes(nb), encoding="utf-8")
+        if sandboxing.is_root():
+            os.chown(self.copy, self.uid, self.uid)
+
+    def run(self, requests: list[dict], final_timeout: float, key: bool = False,
+            skip: dict[int, str] | None = None) -> Run:
+        """Execute the notebook (skipping `skip`), then the harness cell answering `requests`."""
+        settings = self.settings
+        nonce = secrets.token_hex(16)
+        sockets = sandboxing.private_folder(f"{self.scratch}/sockets-", self.uid)
+        home = sandboxing.private_folder(f"{self.scratch}/home-", self.uid)
+        bounded = settings.sandbox and sandboxing.mount_limited(sockets, settings.limits.disk_bytes, self.uid)
+        try:
+            execution = execute(self.nb, final_cell(requests, nonce, settings.timeout, str(sockets), key),
+                                timeout=settings.timeout, final_timeout=final_timeout,
+                                launch=launch_for(settings, self.build, self.copy, sockets, home, bounded), skip=skip)
+            found, started = read_results(sockets, nonce)
+        finally:
+            if bounded:
+                sandboxing.unmount(sockets)
+            shutil.rmtree(sockets, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+        return Run(execution, found, started)
+
+
+def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, CheckCall], settings: Settings) -> Probed:
+    """Run `nb` in its sandbox and probe `calls` there on this student's inputs, retrying without a probe that
+    hangs or kills the kernel."""
+    questions = settings.course.homework.by_id
     probed = Probed()
     pending = list(calls)
     first: Execution | None = None
-    uid = sandboxing.SANDBOX_UID + settings.slot
     with tempfile.TemporaryDirectory(prefix="hw3-grade-", dir=short_tmp(), ignore_cleanup_errors=True) as scratch:
-        private = sandboxing.private_folder(f"{scratch}/copy-", uid)
-        copy = private / path.name
-        copy.write_text(nbformat.writes(nb), encoding="utf-8")
-        if sandboxing.is_root():
-            os.chown(copy, uid, uid)
+        runner = Runner(nb, path.name, settings, grading_build(settings.course), scratch)
         for _ in range(FINAL_RETRIES + 1):
-            nonce = secrets.token_hex(16)
-            requests = [{"id": qid, "arguments": calls[qid].arguments, "inputs": inputs[qid]} for qid in pending]
-            sockets = sandboxing.private_folder(f"{scratch}/sockets-", uid)
-            home = sandboxing.private_folder(f"{scratch}/home-", uid)
-            bounded = settings.sandbox and sandboxing.mount_limited(sockets, settings.limits.disk_bytes, uid)
-            try:
-                execution = execute(nb, final_cell(requests, nonce, settings.timeout, str(sockets)),
-                                    timeout=settings.timeout, final_timeout=settings.timeout * len(pending) + 60,
-                                    launch=launch_for(settings, copy, sockets, home, bounded),
-                                    skip=first.broken if first else None)
-                found, started = read_results(sockets, nonce)
-            finally:
-                if bounded:
-                    sandboxing.unmount(sockets)
-            shutil.rmtree(sockets, ignore_errors=True)
-            shutil.rmtree(home, ignore_errors=True)
+            requests = [{"id": qid, "exercise": questions[qid].exercise_kind, "options": questions[qid].options,
+                         "arguments": calls[qid].arguments, "inputs": settings.expected[qid]["inputs"]}
+                        for qid in pending]
+            run = runner.run(requests, settings.timeout * len(pending) + 60, skip=first.broken if first else None)
+            execution = run.execution
             first = first or execution
-            for qid, records in found.items():
+            for qid, records in run.found.items():
                 if qid not in pending:
                     continue
                 if len(records) > 1:
@@ -322,7 +278,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
             unanswered = [qid for qid in pending if qid not in probed.outputs and qid not in probed.errors]
             if not (execution.final_broken and unanswered):
                 break
-            culprit = next((q for q in reversed(started) if q in unanswered), unanswered[0])
+            culprit = next((q for q in reversed(run.started) if q in unanswered), unanswered[0])
             probed.blamed[culprit] = execution.final_error
             pending = [q for q in unanswered if q != culprit]
             if not pending:
@@ -333,33 +289,32 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
     return probed
 
 
-def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released, student: str,
+def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released,
                    settings: Settings) -> tuple[dict[str, QuestionResult], list[str]]:
     """({question id: its result} for the released notebook's questions that are graded, notes)."""
     valid, problems = match_reference(check_calls(nb.cells), released.checks)
     wanted = [q for q in released.checks if settings.only is None or q in settings.only]
     valid = {q: c for q, c in valid.items() if q in wanted}
-    with SCORING:  # some inputs build small torch models: no draw of another job's scorer may interleave
-        inputs = {qid: BY_ID[qid].exercise.grader_inputs(seeded_rng(settings.key, student, qid)) for qid in valid}
-    probed = probe_notebook(nb, path, valid, inputs, settings) if valid else Probed()
+    probed = probe_notebook(nb, path, valid, settings) if valid else Probed()
     untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
     findings = Findings(problems, probed.execution.failures, untouched, regions(list(valid.values())), probed,
                         probed.final_error)
     results = {}
     for qid in wanted:
-        q = BY_ID[qid]
+        q = settings.course.homework.by_id[qid]
         reason = findings.reason(qid)
+        expected = settings.expected.get(qid, {})
         results[qid] = (QuestionResult.failed(qid, q.title, q.max_points, reason) if reason else
-                        score_safely(qid, inputs[qid], probed.outputs[qid]))
+                        score_safely(q, expected["inputs"], probed.outputs[qid], expected))
     return results, findings.notes()
 
 
-def written_answers(nb: nbformat.NotebookNode) -> dict[str, bool]:
+def written_answers(nb: nbformat.NotebookNode, questions: dict[str, Question]) -> dict[str, bool]:
     """{manual question id: answered?} for the answer cells of a notebook (marked by `hw3 assign`)."""
     out = {}
     for cell in nb.cells:
         qid = cell.get("metadata", {}).get("hw3", {}).get("answer") if cell.cell_type == "markdown" else None
-        if isinstance(qid, str) and qid in BY_ID:
+        if isinstance(qid, str) and qid in questions:
             out[qid] = ANSWER_PLACEHOLDER not in cell_source(cell)
     return out
 
@@ -372,10 +327,10 @@ def manual_result(q: Question, answered: dict[str, bool]) -> QuestionResult:
     return QuestionResult(q.id, q.title, 0.0, q.max_points, "manual", "graded by hand", rubric=q.rubric)
 
 
-def failed_report(submission: Path, summary: str, reason: str, settings: Settings = Settings()) -> Report:
+def failed_report(submission: Path, summary: str, reason: str, settings: Settings) -> Report:
     """Every auto question failed with `summary`; `reason` goes to the notes."""
     questions = [manual_result(q, {}) if q.kind == "manual" else QuestionResult.failed(q.id, q.title, q.max_points, summary)
-                 for q in QUESTIONS]
+                 for q in settings.course.homework.questions]
     notes = [reason] + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
     return Report(str(submission), student_name(submission), questions, notes, settings.sandbox, GRADER_VERSION)
 
@@ -391,11 +346,12 @@ def submission_paths(submission: Path) -> list[Path]:
     return [submission]
 
 
-def grade_submission(submission: Path, settings: Settings = Settings()) -> Report:
-    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook)."""
+def grade_submission(submission: Path, settings: Settings) -> Report:
+    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook); `settings.expected`
+    holds the answer key's answers for this student."""
     started = time.monotonic()
     submission = Path(submission)
-    reference = _reference(str(Path(settings.reference).resolve()))
+    course = settings.course
     student = student_name(submission)
     try:
         paths = submission_paths(submission)
@@ -415,22 +371,22 @@ def grade_submission(submission: Path, settings: Settings = Settings()) -> Repor
         except NotebookError as exc:
             unusable.append(str(exc).replace(str(submission.parent) + "/", ""))
             continue
-        name = best_match(check_calls(nb.cells), reference)
+        name = best_match(check_calls(nb.cells), course.released)
         if name is None:
             unusable.append(f"{path.name} has no check cells of the hw3 notebooks: it is not an hw3 homework notebook")
         elif name in graded_by:
             notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
         else:
             graded_by[name] = path.name
-            found, more = grade_notebook(nb, path, reference[name], student, settings)
+            found, more = grade_notebook(nb, path, course.released[name], settings)
             results.update(found)
-            answered.update(written_answers(nb))
+            answered.update(written_answers(nb, course.homework.by_id))
             notes.extend(label + note for note in more)
-    home = {qid: name for name, released in reference.items() for qid in released.checks}
+    home = course.home
 
     def missing(q: Question) -> QuestionResult:
         if q.id not in home:
-            reason = f"the reference notebooks have no check cell for {q.id}"
+            reason = f"the answer keys have no check cell for {q.id}"
         elif unusable:
             reason = f"no usable notebook has the check cells of {home[q.id]} (see the notes)"
         else:
@@ -438,7 +394,7 @@ def grade_submission(submission: Path, settings: Settings = Settings()) -> Repor
         return QuestionResult.failed(q.id, q.title, q.max_points, reason)
 
     questions = [manual_result(q, answered) if q.kind == "manual" else results.get(q.id) or missing(q)
-                 for q in QUESTIONS if settings.only is None or q.id in settings.only or q.kind == "manual"]
+                 for q in course.homework.questions if settings.only is None or q.id in settings.only or q.kind == "manual"]
     all_notes = unusable + notes + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
     return Report(str(submission), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
                   store.digest(submission) if paths else "", round(time.monotonic() - started, 3))

@@ -1,4 +1,4 @@
-"""The course key: the secret from which the grader draws every student's inputs (`exercise.seeded_rng`).
+"""The course key: the secret from which the grader draws every student's inputs (`exercises.base.seed_of`).
 
 Kept in a file only the instructor can read (mode 0600). The same key gives the same inputs on a regrade;
 without it a student cannot predict them. `hw3 grade` reads --key-file, else $HW3_GRADING_KEY (a file

@@ -52,6 +52,11 @@ class QuestionResult:
     tests: list[TestResult] = field(default_factory=list)
     rubric: str = ""
 
+    @property
+    def by_hand(self) -> bool:
+        """True for a question graded by hand (it carries its rubric)."""
+        return bool(self.rubric)
+
     @classmethod
     def from_tests(cls, qid: str, title: str, max_points: float, tests: list[TestResult]) -> "QuestionResult":
         """A question scored from its sub-tests: passed, partial or failed; `message` is the first failure's."""

@@ -1,18 +1,23 @@
-"""What an automatically graded exercise is: inputs, a probe, a scorer, named sub-tests with points.
+"""What an automatically graded exercise is: a kind of check, with inputs, a probe and a scorer.
 
-An `Exercise` is split along the grading trust boundary:
+An exercise compares a student's work with the answer key's on the same inputs (the way PrairieLearn's Python
+grader runs the question's reference code beside the student's). Each part runs where it can be trusted:
 
-- `inputs(rng)` (grader side) draws the inputs as plain JSON data: reproducible from `rng`, which the grader
-  seeds from the course key, the student and the question, so a regrade sees the same inputs and a student
-  cannot predict them;
-- `probe(inputs, *objects)` (kernel side, inside the student's sandbox) calls the student's objects on those
-  inputs and returns only plain JSON data (numbers, strings, lists, dicts): never objects, never pickle;
-- `score(inputs, outputs)` (grader side, in the grader's own process) compares the returned data with the
-  reference implementation and returns one `TestResult` per named sub-test.
+- `inputs(rng, key)` (the answer key's side: a kernel running the instructor's key, `hw3 grade` once per batch or
+  `hw3 assign` for the notebooks' public checks) draws the inputs as plain JSON data from `rng`, which the grader
+  seeds from the course key, the student and the question. `key(candidates)` answers the key's own probe on
+  candidate inputs, so inputs that depend on the homework (Q2's ties under *this* recurrence) follow the key;
+- `probe(inputs, *objects)` (kernel side: the student's sandbox, or the key's kernel) calls the objects a check
+  cell names on those inputs and returns only plain JSON data (numbers, strings, lists, dicts): never objects;
+- `mistakes(inputs, outputs, *objects)` (the key's side, with hw3's full package) adds what hw3's own reference and its table
+  of common mistakes give on the same inputs: hints are shown only where hw3's reference agrees with the key;
+- `score(marks, inputs, outputs, expected)` (the grader's process, or the notebook's instant check) compares the
+  student's returned data with `expected` = {"outputs": the key's probe outputs, "mistakes": ...}, in pure
+  Python. Whatever the kernel returned is hostile data: a value of the wrong type fails its sub-test with a
+  message (`Marks.read`), it never crashes the grader.
 
-The notebooks' `check(...)` cells run all three in the student's kernel for instant feedback; `hw3 grade`
-runs only `probe` there. Whatever the kernel returns, `score` treats it as hostile data: a value of the
-wrong type fails its test with a message, it never crashes the grader (`Marks.read`).
+Points are not here: each question's sub-tests and their points come from the course's questions.toml
+(`registry`); an exercise kind names its sub-tests, and `Marks` records which of them failed and why.
 """
 
 from __future__ import annotations
@@ -22,79 +27,86 @@ import hmac
 import math
 import random
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..results import TestResult
 
 REASON_LIMIT = 200
+Key = Callable[[dict], Any]
+"""`key(candidate_inputs)`: the answer key's probe outputs for candidate inputs (the key's side only)."""
 
 
 @dataclass(frozen=True)
 class Test:
-    """A named sub-test and its points."""
+    """A named sub-test and its points (from the course's questions.toml)."""
 
     name: str
     points: float
-
-
-class CheckFailed(AssertionError):
-    """A check did not pass; the message is the one-line reason."""
-
-    def _render_traceback_(self) -> list[str]:
-        """IPython shows this instead of a traceback: the reason is all a student needs."""
-        return [f"{type(self).__name__}: {self}"]
 
 
 class Unreadable(Exception):
     """A value the kernel returned has the wrong shape or type: the sub-test reading it fails."""
 
 
-class Exercise:
-    """Base class of an automatically graded exercise; see the module docstring.
+class OptionError(ValueError):
+    """A question's options in questions.toml do not fit its exercise kind; one line naming the fix."""
 
-    Subclasses set `tests` (the sub-tests, whose points add up to the question's) and `references` (the
-    `module:qualname` of the hw3 reference functions that solve it: they are withheld from the sandbox while
-    grading, so calling them earns nothing).
+
+class Exercise:
+    """Base class of an exercise kind; see the module docstring.
+
+    Subclasses set `kind` (its name in questions.toml), `tests` (the names of its sub-tests, in order; empty for a
+    generic kind, which takes the one sub-test the course names) and `references` (`module:qualname` of the hw3
+    functions that solve it: withheld from the sandbox while grading, so calling them earns nothing).
     """
 
-    tests: tuple[Test, ...] = ()
-    references: tuple[str, ...] = ()
+    kind: ClassVar[str] = ""
+    tests: ClassVar[tuple[str, ...]] = ()
+    references: ClassVar[tuple[str, ...]] = ()
 
-    @property
-    def max_points(self) -> float:
-        return sum(t.points for t in self.tests)
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise OptionError(f"exercise {self.kind!r} takes no options (got {', '.join(sorted(options))}): "
+                              f"remove them")
 
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         raise NotImplementedError
-
-    def grader_inputs(self, rng: random.Random) -> dict:
-        """The inputs when `hw3 grade` scores the exercise in its own process (default: `inputs`). An exercise
-        whose expectation is the grader's own data adds it here, out of the student's kernel's reach."""
-        return self.inputs(rng)
 
     def probe(self, inputs: dict, *objects: Any) -> Any:
         raise NotImplementedError
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
+        """What hw3's reference and its common mistakes give on `inputs` (the key's side, `objects` being the key's
+        own, `outputs` its probe's); default: nothing."""
+        return {}
+
+    def score(self, marks: "Marks", inputs: dict, outputs: Any, expected: dict) -> None:
         raise NotImplementedError
 
 
 class Marks:
     """Collects the verdict of each sub-test while a scorer runs: the first failure of a test is kept.
 
-        marks = Marks(self.tests)
+        marks = Marks(tests)
         with marks.read("W"):            # a malformed returned value fails test "W", not the grader
             ...
             marks.fail("W", "expected ...", input="X = ...", hint="...")
         return marks.results()
+
+    A name that is not one of `tests` is ignored (a generic kind's scorer fails "its" test by `marks.first`).
     """
 
     def __init__(self, tests: tuple[Test, ...]) -> None:
         self.tests = tests
         self.failures: dict[str, tuple[str, str, str]] = {}
+
+    @property
+    def first(self) -> str:
+        """The name of the first sub-test (a generic kind has exactly one)."""
+        return self.tests[0].name
 
     def fail(self, name: str, message: str, input: str = "", hint: str = "") -> None:
         """Fail test `name` (once: a later failure of the same test is ignored)."""
@@ -116,8 +128,13 @@ class Marks:
             for name in names:
                 self.fail(name, f"the returned value could not be read ({type(exc).__name__})", input, hint)
 
+    def fail_all(self, message: str) -> None:
+        """Fail every sub-test with one reason (nothing could be scored)."""
+        for test in self.tests:
+            self.fail(test.name, message)
+
     def results(self) -> list[TestResult]:
-        """One TestResult per sub-test, in declaration order."""
+        """One TestResult per sub-test, in the course's order."""
         out = []
         for test in self.tests:
             if test.name in self.failures:
@@ -131,10 +148,8 @@ class Marks:
 # Kernel side: calling the student's objects and returning plain data -----------------------------------
 
 def plain(value: Any, depth: int = 0) -> Any:
-    """`value` as JSON data: numbers (tensors and arrays via .tolist()), strings, lists, dicts with str keys.
-
-    Anything else becomes {"type": <its type name>}, so the scorer can say what came back.
-    """
+    """`value` as JSON data: numbers (tensors, arrays and their scalars via .tolist()), strings, lists, dicts with
+    str keys. Anything else becomes {"type": <its type name>}, so the scorer can say what came back."""
     if depth > 6:
         return {"type": "nested too deeply"}
     if value is None or isinstance(value, (bool, str)):
@@ -189,38 +204,58 @@ def paired(inputs: list, outputs: Any, what: str = "the probe") -> list[tuple[An
 
 
 def unwrap(value: Any) -> Any:
-    """A tensor's or array's values (from `plain`), else the value itself."""
+    """A tensor's, array's or numpy scalar's values (from `plain`), else the value itself."""
     if isinstance(value, dict) and "value" in value and "shape" in value:
         return value["value"]
     return value
 
 
-def number(value: Any, what: str) -> float:
-    """A finite float from a returned number or one-element tensor; Unreadable otherwise."""
+def _real(value: Any) -> float | None:
+    """A returned real number (int, float, or a 0-d tensor/array/numpy scalar) as a float; None otherwise."""
     value = unwrap(value)
-    while isinstance(value, list) and len(value) == 1:
-        value = value[0]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Unreadable(f"{what} returned {describe_plain(value)}, expected a single number")
-    if not math.isfinite(value):
-        raise Unreadable(f"{what} returned {value}, expected a finite number")
+        return None
     return float(value)
 
 
-def numbers(value: Any, what: str, shape: tuple[int, ...]) -> list:
-    """Nested lists of floats of the given shape from a returned tensor, array or list; Unreadable otherwise."""
+def number(value: Any, what: str) -> float:
+    """A finite float from a returned number, numpy scalar or one-element tensor; Unreadable otherwise."""
     value = unwrap(value)
+    while isinstance(value, list) and len(value) == 1:
+        value = unwrap(value[0])
+    got = _real(value)
+    if got is None:
+        raise Unreadable(f"{what} returned {describe_plain(value)}, expected a single number")
+    if not math.isfinite(got):
+        raise Unreadable(f"{what} returned {got}, expected a finite number")
+    return got
+
+
+def numbers(value: Any, what: str, shape: tuple[int, ...]) -> list:
+    """Nested lists of floats of the given shape from any nesting of returned tensors, arrays, lists and tuples
+    (a list of 0-d tensors, a list of row tensors, ...); Unreadable otherwise."""
+    top = value
 
     def walk(v: Any, dims: tuple[int, ...]) -> Any:
+        v = unwrap(v)
         if not dims:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise Unreadable(f"{what} returned {describe_plain(value)}, expected numbers of shape {shape}")
-            return float(v)
+            got = _real(v)
+            if got is None:
+                raise Unreadable(f"{what} returned {describe_plain(unwrap(top))}, expected numbers of shape {shape}")
+            return got
         if not isinstance(v, list) or len(v) != dims[0]:
-            raise Unreadable(f"{what} returned {describe_plain(value)}, expected numbers of shape {shape}")
+            raise Unreadable(f"{what} returned {describe_plain(unwrap(top))}, expected numbers of shape {shape}")
         return [walk(x, dims[1:]) for x in v]
 
     return walk(value, shape)
+
+
+def shape_of(value: Any) -> tuple[int, ...]:
+    """The shape of returned nested numbers (the first element decides at each level); () for a scalar."""
+    value = unwrap(value)
+    if isinstance(value, list):
+        return (len(value), *(shape_of(value[0]) if value else ()))
+    return ()
 
 
 def describe_plain(value: Any) -> str:
@@ -236,8 +271,24 @@ def describe_plain(value: Any) -> str:
 
 
 def close(a: float, b: float, rel: float = 1e-5, abs_: float = 1e-6) -> bool:
-    """math.isclose with the tolerances the checks use."""
+    """math.isclose with the tolerances the checks use (NaN is close to nothing, infinities to themselves)."""
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+def all_close(a: Any, b: Any, rel: float = 1e-5, abs_: float = 1e-8) -> bool:
+    """True when nested lists of numbers `a` and `b` have the same shape and equal entries (to `rel`/`abs_`)."""
+    if isinstance(a, list) or isinstance(b, list):
+        return (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+                and all(all_close(x, y, rel, abs_) for x, y in zip(a, b)))
+    x, y = _real(a), _real(b)
+    return x is not None and y is not None and close(x, y, rel, abs_)
+
+
+def flat(values: Any) -> list[float]:
+    """The numbers of nested lists, in order."""
+    if isinstance(values, list):
+        return [x for v in values for x in flat(v)]
+    return [float(values)]
 
 
 # Text ------------------------------------------------------------------------------------------------------
@@ -258,9 +309,9 @@ def describe_exception(exc: BaseException, limit: int = 100) -> str:
 def one_line(text: str, limit: int = REASON_LIMIT) -> str:
     """Collapse whitespace to one line, show control and format characters (terminal escapes, bidi overrides)
     as `\\xNN`/`\\uNNNN` so they cannot act on a terminal or a report, and cut it to `limit` characters."""
-    flat = " ".join(str(text)[: limit * 20].split())
-    flat = "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in flat)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    flat_text = " ".join(str(text)[: limit * 20].split())
+    flat_text = "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in flat_text)
+    return flat_text if len(flat_text) <= limit else flat_text[: limit - 1] + "…"
 
 
 def fmt(values: Any) -> str:
@@ -274,13 +325,12 @@ def fmt(values: Any) -> str:
 
 # Inputs ------------------------------------------------------------------------------------------------------
 
-def seeded_rng(key: bytes, student: str, qid: str) -> random.Random:
-    """The input generator of one student's question: HMAC-SHA256(course key, student, question id)."""
+def seed_of(key: bytes, student: str, qid: str) -> int:
+    """The seed of one student's inputs for one question: HMAC-SHA256(course key, student, question id), 128 bits.
+    The public checks of the notebooks use the key b"public" and the student "public"."""
     digest = hmac.new(key, f"{student}\0{qid}".encode(), hashlib.sha256).digest()
-    return random.Random(int.from_bytes(digest[:16], "big"))
+    return int.from_bytes(digest[:16], "big")
 
 
-def fresh_rng() -> random.Random:
-    """A generator seeded from the OS: the notebooks' instant checks see new inputs every run."""
-    return random.Random(random.SystemRandom().getrandbits(128))
-
+PUBLIC = (b"public", "public")
+"""(course key, student) of the inputs the notebooks' public checks use: anybody may know them."""

@@ -1,10 +1,14 @@
-"""`check("<id>", obj, ...)`: the notebooks' instant feedback on one exercise.
+"""`check("<id>", obj, ...)`: the notebooks' instant feedback on one exercise, and the scoring every grader shares.
 
-A check draws fresh inputs, probes the student's objects and scores them against the reference, all in the
-student's own kernel (`run_exercise`), and prints exactly one line: `✅ <id> passed (<points> pts)`, or
-`❌ <id>: <points> of <max> pts — <what failed> (hint: …)` followed by a `CheckFailed` exception so that
-notebook runners (nbval, nbclient) see the cell fail. Points printed here are feedback only: `hw3 grade`
-scores every exercise again outside the kernel, on inputs the student cannot predict.
+A notebook's check runs the question's probe on the student's objects with the question's *public* inputs and
+scores the outputs against the answer key's outputs on the same inputs, which `hw3 assign` computed by running the
+key and stored with hw3 (`public_checks.json`, beside this file). It prints exactly one line, `✅ <id> passed
+(<points>)` or `❌ <id>: <points> of <max> — <what failed> (hint: …)`, and never stops the notebook: "Run all"
+goes on past a wrong answer (nbval still sees a changed line in an answer key). `hw3 grade` scores the same way
+(`score_safely`), outside the kernel, on inputs the student cannot predict.
+
+The setup cell of a student notebook calls `require("<digest>")` with the digest of the checks it was released
+with: an installed hw3 whose checks differ is named with the fix, in one line.
 """
 
 from __future__ import annotations
@@ -13,17 +17,21 @@ import contextlib
 import importlib.util
 import inspect
 import io
-import random
-import threading
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ..results import QuestionResult, TestResult
-from .base import CheckFailed, Exercise, Unreadable, describe_exception, fresh_rng, one_line
-from .registry import BY_ID, format_points
+from .base import Exercise, Marks, Unreadable, describe_exception, one_line
+from .registry import Question, format_points, points_word
 
 PASS_MARK = "✅"
 FAIL_MARK = "❌"
 DEFERRED_MARK = "⏳"
+PUBLIC_FILE = Path(__file__).with_name("public_checks.json")
+PUBLIC_ENV = "HW3_PUBLIC_CHECKS"  # another public checks file (a course previewed outside its repository)
 
 
 class _Discard(io.TextIOBase):
@@ -36,22 +44,13 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def exercise_of(qid: str) -> Exercise:
-    """The exercise of an automatic question; LookupError for unknown or manual ids."""
-    q = BY_ID.get(qid)
-    if q is None:
-        raise LookupError(f"unknown check id {qid!r}: use one of the ids in hw3/grading/questions.py")
-    if q.exercise is None:
-        raise LookupError(f"{qid} is graded by hand: it has no automatic check")
-    return q.exercise
-
-
-def bind(exercise: Exercise, qid: str, args: tuple, kwargs: dict) -> inspect.BoundArguments:
-    """The check call's arguments bound to the probe's parameters (after `inputs`); CheckFailed if they do not fit."""
+def bind(exercise: Exercise, args: tuple, kwargs: dict) -> str | None:
+    """Why the check call's arguments do not fit the probe's parameters (after `inputs`), or None when they do."""
     try:
-        return inspect.signature(exercise.probe).bind({}, *args, **kwargs)
+        inspect.signature(exercise.probe).bind({}, *args, **kwargs)
     except TypeError as exc:
-        raise CheckFailed(f"wrong arguments for check({qid!r}, ...): {exc}; restore the check cell") from None
+        return f"wrong arguments for this check ({exc}): restore the check cell from the original notebook"
+    return None
 
 
 def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -> Any:
@@ -60,69 +59,90 @@ def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -
         return exercise.probe(inputs, *args, **kwargs)
 
 
-SCORING = threading.Lock()
-"""Scorers build their reference models from seeds through torch's global random generator, and some inputs
-build small models too: the parallel jobs of one grader process (threads) take turns at both, or one job's
-draws would interleave with another's seeded ones and the reference models would differ."""
-
-
-def score_safely(qid: str, inputs: dict, outputs: Any) -> QuestionResult:
-    """The question's result from returned `outputs` (hostile data): a scorer that trips over it fails every test."""
-    q = BY_ID[qid]
-    exercise = exercise_of(qid)
+def score_safely(question: Question, inputs: dict, outputs: Any, expected: dict) -> QuestionResult:
+    """The question's result from the student's returned `outputs` (hostile data) against the answer key's
+    `expected`; a scorer that trips over the data fails every sub-test, it never raises."""
+    marks = Marks(question.tests)
     try:
-        with SCORING:
-            tests = exercise.score(inputs, outputs)
+        question.exercise.score(marks, inputs, outputs, expected)
     except Exception as exc:
-        message = one_line(str(exc) if isinstance(exc, Unreadable) else
-                           f"the returned values could not be read ({type(exc).__name__})")
-        tests = [TestResult(t.name, 0.0, t.points, message) for t in exercise.tests]
-    return QuestionResult.from_tests(qid, q.title, q.max_points, tests)
+        marks.fail_all(str(exc) if isinstance(exc, Unreadable) else
+                       f"the returned values could not be read ({type(exc).__name__})")
+    return QuestionResult.from_tests(question.id, question.title, question.max_points, marks.results())
 
 
-def run_exercise(qid: str, args: tuple, kwargs: dict, rng: random.Random | None = None) -> QuestionResult:
-    """Inputs, probe and score of one exercise in this process (the notebook's instant check)."""
-    q = BY_ID.get(qid)
-    exercise = exercise_of(qid)
-    bind(exercise, qid, args, kwargs)
-    inputs = exercise.inputs(rng or fresh_rng())
+def failed(question: Question, message: str) -> QuestionResult:
+    """Every sub-test of `question` failed for one reason."""
+    tests = [TestResult(t.name, 0.0, t.points, one_line(message)) for t in question.tests]
+    return QuestionResult.from_tests(question.id, question.title, question.max_points, tests)
+
+
+def run_check(question: Question, inputs: dict, expected: dict, args: tuple, kwargs: dict) -> QuestionResult:
+    """Probe the student's objects on `inputs` in this process and score them against `expected`."""
+    exercise = question.exercise
+    problem = bind(exercise, args, kwargs)
+    if problem:
+        return failed(question, problem)
     try:
         outputs = probe_quietly(exercise, inputs, args, kwargs)
     except Exception as exc:
-        return QuestionResult.failed(qid, q.title, q.max_points,
-                                     one_line(f"checking it raised {describe_exception(exc)}"))
-    return score_safely(qid, inputs, outputs)
+        return failed(question, f"checking it raised {describe_exception(exc)}")
+    return score_safely(question, inputs, outputs, expected)
 
 
 def summary_line(result: QuestionResult) -> str:
     """`❌ q4.3a: 1 of 2 pts — <first failure> (hint: …)` or `✅ q4.3a passed (2 pts)`."""
     if result.status == "passed":
-        return f"{PASS_MARK} {result.id} passed ({format_points(result.max_points)} pts)"
-    failed = next((t for t in result.tests if not t.passed), None)
-    reason = result.message or (failed.message if failed else "")
-    hint = f" (hint: {failed.hint})" if failed and failed.hint else ""
-    return (f"{FAIL_MARK} {result.id}: {format_points(result.points)} of {format_points(result.max_points)} pts — "
-            f"{reason}{hint}")
+        return f"{PASS_MARK} {result.id} passed ({points_word(result.max_points)})"
+    failure = next((t for t in result.tests if not t.passed), None)
+    reason = result.message or (failure.message if failure else "")
+    hint = f" (hint: {failure.hint})" if failure and failure.hint else ""
+    return f"{FAIL_MARK} {result.id}: {format_points(result.points)} of {points_word(result.max_points)} — {reason}{hint}"
+
+
+@lru_cache(maxsize=2)
+def _load(path: str) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def public_checks() -> dict:
+    """The public checks this hw3 was built with ({"digest", "questions": {id: {question, inputs, expected}}});
+    empty when there are none."""
+    path = os.environ.get(PUBLIC_ENV) or str(PUBLIC_FILE)
+    try:
+        return _load(path)
+    except (OSError, ValueError):
+        return {}
 
 
 def grading_build() -> bool:
-    """True inside a grading sandbox, where hw3's reference implementations are withheld (`withheld`)."""
+    """True inside a kernel `hw3 grade` runs (the grading or the answer key's build of hw3)."""
     return importlib.util.find_spec("hw3._grading_build") is not None
 
 
+def require(digest: str | None) -> None:
+    """The setup cell's guard: print one line naming the fix when the installed hw3's checks are not the ones this
+    notebook was released with (`digest`, written by `hw3 assign`; None in an answer key)."""
+    if not digest or grading_build():
+        return
+    installed = public_checks().get("digest")
+    if installed != digest:
+        import hw3
+
+        print(f"{FAIL_MARK} this notebook was released with hw3 checks {digest}, but the installed hw3 "
+              f"{getattr(hw3, '__version__', '')} has {installed or 'none'}: reinstall hw3 from your course "
+              f"(rerun the first cell after `pip uninstall -y hw3`), then restart the runtime", flush=True)
+
+
 def check(qid: str, *args: Any, **kwargs: Any) -> None:
-    """Check exercise `qid` on the given objects; print one line, raise CheckFailed when it is not fully right."""
-    __tracebackhide__ = True
+    """Check exercise `qid` on the given objects against the answer key; print one line (never raises)."""
     if grading_build():
-        exercise_of(qid)
         print(f"{DEFERRED_MARK} {qid}: scored by hw3 grade", flush=True)
         return
-    try:
-        result = run_exercise(qid, args, kwargs)
-    except (LookupError, CheckFailed) as exc:
-        message = one_line(str(exc.args[0]) if exc.args else str(exc))
-        print(f"{FAIL_MARK} {qid}: {message}", flush=True)
-        raise CheckFailed(message) from None
+    entry = public_checks().get("questions", {}).get(qid)
+    if entry is None:
+        print(f"{FAIL_MARK} {qid}: the installed hw3 has no check {qid!r}: reinstall hw3 from your course (rerun "
+              f"the first cell after `pip uninstall -y hw3`)", flush=True)
+        return
+    result = run_check(Question.from_data(entry["question"]), entry["inputs"], entry["expected"], args, kwargs)
     print(summary_line(result), flush=True)
-    if result.status != "passed":
-        raise CheckFailed(one_line(result.message or "see the line above")) from None

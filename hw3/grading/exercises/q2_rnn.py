@@ -1,62 +1,77 @@
-"""Q2, the scalar RNN: y_T of the recurrence."""
+"""Q2, the scalar RNN: `rnn_output(xs)` is y_T for an even-length integer sequence (the question's assumption)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from ..results import TestResult
-from .base import Exercise, Marks, Test, attempt, close, number, paired, returned
+from .base import Exercise, Key, Marks, attempt, close, number, paired, returned
+
+TIE_RANGE = range(-30, 31)  # the last input's candidates when looking for a tie
 
 
 class RnnOutput(Exercise):
-    """q2: `rnn_output(xs)` is y_T for an even-length integer sequence (the question's assumption)."""
+    """`rnn_output(xs)` equals the answer key's y_T, on sequences whose output is clear-cut (`plain`) and on ties
+    (y_T = σ(0) = 0.5 under the key) and near-ties (the tie's last input moved by one)."""
 
-    tests = (Test("y_T on even-length sequences", 1.0), Test("ties (h_T = 0) and near-ties (h_T = ±1)", 0.5))
+    kind = "rnn_output"
+    tests = ("y_T on even-length sequences", "ties (h_T = 0) and near-ties (h_T = ±1)")
     references = ("hw3.rnn:closed_form", "hw3.rnn:hidden_closed_form", "hw3.rnn:simulate",
                   "hw3.rnn:ScalarRNN.forward", "hw3.rnn:ScalarRNN.step")
 
-    def inputs(self, rng: random.Random) -> dict:
-        """Even lengths only; `plain` have h_T ≠ 0; `ties` have h_T = 0 (y_T = σ(0) = 0.5) or h_T = ±1."""
-        from hw3.rnn import hidden_closed_form
-
-        def sequence(length: int, target: int | None) -> list[int]:
-            while True:
-                xs = [rng.randint(-9, 9) for _ in range(length)]
-                if target is not None:
-                    xs[-1] = target - hidden_closed_form(xs[:-1] + [0])
-                    if abs(xs[-1]) <= 30:
-                        return xs
-                elif hidden_closed_form(xs) != 0:
-                    return xs
-
-        lengths = [2, 4, 6, 8, 2 * rng.randint(5, 8)]
-        plain = [sequence(n, None) for n in lengths]
-        ties = [sequence(2, 0), sequence(4, 1), sequence(4, 0), sequence(6, -1), sequence(2 * rng.randint(3, 6), 0)]
+    def inputs(self, rng: random.Random, key: Key) -> dict:
+        """Even lengths only. Ties are found by asking the key: for a random prefix, the last input whose
+        sequence makes the key's y_T exactly 0.5."""
+        prefixes = [[rng.randint(-9, 9) for _ in range(n - 1)] for n in (2, 4, 4, 6, 2 * rng.randint(3, 6))]
+        shifts = [0, 1, 0, -1, 0]  # tie, near-tie above, tie, near-tie below, tie
+        candidates = [prefix + [last] for prefix in prefixes for last in TIE_RANGE]
+        answers = key({"plain": candidates, "ties": []})["plain"]
+        ties = []
+        for index, (prefix, shift) in enumerate(zip(prefixes, shifts)):
+            found = [last for last, result in zip(TIE_RANGE, answers[index * len(TIE_RANGE):])
+                     if _value(result) == 0.5]
+            if found:
+                ties.append(prefix + [rng.choice(found) + shift])
+        plain = []
+        for length in (2, 4, 6, 8, 2 * rng.randint(5, 8)):
+            tries = [[rng.randint(-9, 9) for _ in range(length)] for _ in range(8)]
+            results = key({"plain": tries, "ties": []})["plain"]
+            plain.append(next((xs for xs, r in zip(tries, results) if _value(r) != 0.5), tries[0]))
         return {"plain": plain, "ties": ties}
 
     def probe(self, inputs: dict, rnn_output: Any) -> dict:
-
         return {part: [attempt(rnn_output, list(xs)) for xs in inputs[part]] for part in ("plain", "ties")}
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
+        """hw3's closed form on every input (hints apply where it agrees with the key)."""
         from hw3.rnn import closed_form
 
-        marks = Marks(self.tests)
-        for part, test in (("plain", self.tests[0].name), ("ties", self.tests[1].name)):
-            for xs, result in paired(inputs[part], outputs[part]):
+        return {part: [closed_form(xs) for xs in inputs[part]] for part in ("plain", "ties")}
+
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        for part, test in (("plain", self.tests[0]), ("ties", self.tests[1])):
+            hw3 = expected["mistakes"].get(part) or [None] * len(inputs[part])
+            for (xs, result), key_result, reference in zip(paired(inputs[part], outputs[part]),
+                                                            expected["outputs"][part], hw3):
                 shown = f"rnn_output({xs})"
                 with marks.read(test, input=shown):
                     got = number(returned(result, shown), shown)
-                    expected = closed_form(xs)
-                    if not close(got, expected, abs_=1e-6):
-                        marks.fail(test, f"{shown} returned {got:.6g}, expected y_T = {expected:.6g}", shown,
-                                   _rnn_hint(got, expected))
-        return marks.results()
+                    want = number(returned(key_result, "the answer key"), "the answer key")
+                    if not close(got, want, abs_=1e-6):
+                        hint = _hint(got, want) if reference is not None and close(reference, want, abs_=1e-9) else ""
+                        marks.fail(test, f"{shown} returned {got:.6g}, expected y_T = {want:.6g}", shown, hint)
 
 
-def _rnn_hint(got: float, expected: float) -> str:
-    """The likely mistake behind a wrong y_T."""
+def _value(result: Any) -> float | None:
+    """The key's returned number, or None when it raised or returned something else."""
+    try:
+        return number(returned(result, "the answer key"), "the answer key")
+    except Exception:
+        return None
+
+
+def _hint(got: float, expected: float) -> str:
+    """The likely mistake behind a wrong y_T (the homework as hw3 ships it)."""
     if not 0 <= got <= 1:
         return "return y_T = σ(1000·h_T), a number in [0, 1], not h_T itself"
     if close(got, 1 - expected, abs_=1e-6):
@@ -66,4 +81,4 @@ def _rnn_hint(got: float, expected: float) -> str:
     return "unroll h_t = x_t − h_{t−1} from h_0 = 0 and apply σ(1000·h_T) at the last step"
 
 
-EXERCISES = {"q2": RnnOutput()}
+KINDS = (RnnOutput,)

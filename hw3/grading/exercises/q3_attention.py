@@ -1,60 +1,57 @@
-"""Q3, self-attention: token norms, weights and outputs."""
+"""Q3, self-attention: the tokens' norms (q3a), and the attention weights and outputs (q3b)."""
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
-from ..results import TestResult
-from .base import Exercise, Marks, Test, Unreadable, attempt, close, fmt, numbers, paired, returned
+from .base import Exercise, Key, Marks, Unreadable, all_close, attempt, flat, fmt, numbers, paired, returned
 
 
 class Norms(Exercise):
-    """q3a: `norms(beta)` gives ‖x1‖, ‖x2‖, ‖x3‖ for base vectors of norm β, for β of every size."""
+    """q3a: `norms(beta)` gives ‖x1‖, ‖x2‖, ‖x3‖ like the key's, for β of every size."""
 
-    tests = (Test("norms", 0.5),)
+    kind = "norms"
+    tests = ("norms",)
     references = ("hw3.attention:token_norms",)
 
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         return {"betas": [rng.uniform(0.1, 3), rng.uniform(3, 300), 10 ** rng.uniform(3, 6)]}
 
     def probe(self, inputs: dict, norms: Any) -> list:
-
         return [attempt(norms, beta) for beta in inputs["betas"]]
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        import torch
-
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
         from hw3.attention import token_norms, tokens
 
-        marks = Marks(self.tests)
-        for beta, result in paired(inputs["betas"], outputs):
+        return {"hw3": [token_norms(tokens(beta).double()).tolist() for beta in inputs["betas"]]}
+
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        hw3 = expected["mistakes"].get("hw3") or [None] * len(inputs["betas"])
+        for (beta, result), key_result, reference in zip(paired(inputs["betas"], outputs), expected["outputs"], hw3):
             shown = f"norms({beta:.6g})"
             with marks.read("norms", input=shown):
+                want = numbers(returned(key_result, "the answer key"), "the answer key", (3,))
                 got = numbers(returned(result, shown), shown, (3,))
-                expected = token_norms(tokens(beta).double()).tolist()
-                if not torch.allclose(torch.tensor(got, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64),
-                                      rtol=1e-6, atol=0):
-                    squared = [e * e for e in expected]
-                    hint = ("these are the squared norms: take the square root" if _all_close(got, squared) else
-                            "b is orthogonal to d and c, so ‖d + b‖² = ‖d‖² + ‖b‖² = 2β²")
-                    marks.fail("norms", f"{shown} returned {fmt(got)}, expected {fmt(expected)}", shown, hint)
-        return marks.results()
-
-
-def _all_close(a: list, b: list, rel: float = 1e-6) -> bool:
-    return len(a) == len(b) and all(close(x, y, rel=rel, abs_=0) for x, y in zip(a, b))
+                if not all_close(got, want, rel=1e-6, abs_=0):
+                    hint = ""
+                    if reference is not None and all_close(reference, want, rel=1e-9, abs_=0):
+                        hint = ("these are the squared norms: take the square root"
+                                if all_close(got, [w * w for w in want], rel=1e-6, abs_=0) else
+                                "b is orthogonal to d and c, so ‖d + b‖² = ‖d‖² + ‖b‖² = 2β²")
+                    marks.fail("norms", f"{shown} returned {fmt(got)}, expected {fmt(want)}", shown, hint)
 
 
 class Attention(Exercise):
-    """q3b: `self_attention(X)` returns (W, Y) like the reference, finite even for β ~ 1e6."""
+    """q3b: `self_attention(X)` returns (W, Y): W like the key's, Y = W X for its own W, finite even for β ~ 1e6."""
 
-    tests = (Test("weights W", 1.0), Test("outputs Y = W X", 0.5), Test("finite for huge β", 0.5))
+    kind = "self_attention"
+    tests = ("weights W", "outputs Y = W X", "finite for huge β")
     references = ("hw3.attention:self_attention", "hw3.attention:_stable_logits")
 
-    def inputs(self, rng: random.Random) -> dict:
-        """(description, X as nested lists, huge) triples: the Q3 tokens for small, moderate and huge β,
-        and random 3×D matrices."""
+    def inputs(self, rng: random.Random, key: Key) -> dict:
+        """The Q3 tokens for small, moderate and huge β, and random 3×D matrices."""
         from hw3.attention import tokens
 
         cases = [{"description": f"the tokens for β = {beta:.6g}", "X": tokens(beta).tolist(), "huge": beta > 1e3}
@@ -68,52 +65,62 @@ class Attention(Exercise):
     def probe(self, inputs: dict, self_attention: Any) -> list:
         import torch
 
-
         return [attempt(self_attention, torch.tensor(case["X"], dtype=torch.float64)) for case in inputs["cases"]]
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
+        """hw3's W, and the W of two common mistakes (softmax over columns; the raw scores), per case."""
         import torch
 
         from hw3.attention import self_attention
 
-        marks = Marks(self.tests)
-        for case, result in paired(inputs["cases"], outputs):
+        out: dict[str, list] = {"hw3": [], "columns": [], "scores": []}
+        for case in inputs["cases"]:
+            X = torch.tensor(case["X"], dtype=torch.float64)
+            S = X @ X.T
+            out["hw3"].append(self_attention(X)[0].tolist())
+            out["columns"].append(torch.softmax(S, dim=0).tolist())
+            out["scores"].append(S.tolist())
+        return out
+
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        weights, outputs_test, finite = self.tests
+        mistakes = expected["mistakes"]
+        for index, (case, result) in enumerate(paired(inputs["cases"], outputs)):
             shown = f"self_attention(X) for {case['description']}"
-            names = [t.name for t in self.tests] if case["huge"] else [t.name for t in self.tests[:2]]
+            names = [weights, outputs_test, finite] if case["huge"] else [weights, outputs_test]
             with marks.read(*names, input=shown):
+                W_key = numbers(returned(expected["outputs"][index], "the answer key")[0], "the answer key", (3, 3))
                 pair = returned(result, shown)
                 if not isinstance(pair, list) or len(pair) != 2:
                     raise Unreadable(f"{shown} returned {len(pair) if isinstance(pair, list) else 'no'} values, "
                                      f"expected a pair (W, Y)")
-                X = torch.tensor(case["X"], dtype=torch.float64)
-                W_ref, Y_ref = self_attention(X)
-                W = torch.tensor(numbers(pair[0], f"{shown} (W)", tuple(W_ref.shape)), dtype=torch.float64)
-                Y = torch.tensor(numbers(pair[1], f"{shown} (Y)", tuple(Y_ref.shape)), dtype=torch.float64)
-                finite = bool(torch.isfinite(W).all() and torch.isfinite(Y).all())
-                if case["huge"] and not finite:
-                    marks.fail("finite for huge β", f"{shown} gave non-finite values", shown,
+                X = case["X"]
+                W = numbers(pair[0], f"{shown} (W)", (3, 3))
+                Y = numbers(pair[1], f"{shown} (Y)", (3, len(X[0])))
+                if case["huge"] and not all(math.isfinite(v) for v in flat(W) + flat(Y)):
+                    marks.fail(finite, f"{shown} gave non-finite values", shown,
                                "subtract each row's maximum score before exp (softmax is shift-invariant)")
-                    continue
-                if not torch.allclose(W, W_ref, rtol=1e-5, atol=1e-8):
-                    for name in (n for n in names if n != "outputs Y = W X"):  # for huge β, finite but wrong is no pass
-                        marks.fail(name, f"{shown}: W = {fmt(W.tolist())}, expected {fmt(W_ref.tolist())}", shown,
-                                   _attention_hint(W, X))
-                if not torch.allclose(Y, Y_ref, rtol=1e-5, atol=1e-6):
-                    marks.fail("outputs Y = W X", f"{shown}: Y differs from W X (expected {fmt(Y_ref.tolist())})",
+                if not all_close(W, W_key, rel=1e-5, abs_=1e-8):
+                    hw3 = mistakes.get("hw3")
+                    hint = _hint(W, index, mistakes) if hw3 and all_close(hw3[index], W_key, 1e-9, 1e-12) else ""
+                    marks.fail(weights, f"{shown}: W = {fmt(W)}, expected {fmt(W_key)}", shown, hint)
+                if not all_close(Y, matmul(W, X), rel=1e-5, abs_=1e-6) and all(math.isfinite(v) for v in flat(W)):
+                    marks.fail(outputs_test, f"{shown}: Y is not W X for the returned W (W X = {fmt(matmul(W, X))})",
                                shown, "Y is the weighted sum of the tokens: Y = W @ X")
-        return marks.results()
 
 
-def _attention_hint(W: Any, X: Any) -> str:
-    """The likely mistake behind wrong attention weights."""
-    import torch
+def matmul(A: list[list[float]], B: list[list[float]]) -> list[list[float]]:
+    """A B for nested lists (A [n, k], B [k, m]) in pure Python."""
+    return [[sum(a * b for a, b in zip(row, column)) for column in zip(*B)] for row in A]
 
-    S = X @ X.T
-    if torch.allclose(W, torch.softmax(S, dim=0), rtol=1e-5, atol=1e-8):
+
+def _hint(W: list, index: int, mistakes: dict) -> str:
+    """The likely mistake behind wrong attention weights (the homework as hw3 ships it)."""
+    if all_close(W, mistakes["columns"][index], rel=1e-5, abs_=1e-8):
         return "the softmax runs over each row (dim=1): each row of W sums to 1"
-    if torch.allclose(W, S, rtol=1e-5, atol=1e-8):
+    if all_close(W, mistakes["scores"][index], rel=1e-5, abs_=1e-8):
         return "W is the softmax of the scores, not the scores themselves"
     return "w_ij = exp(s_ij) / Σ_k exp(s_ik) with s_ij = x_i·x_j"
 
 
-EXERCISES = {"q3a": Norms(), "q3b": Attention()}
+KINDS = (Norms, Attention)

@@ -1,33 +1,40 @@
-"""Q4.4, inference: predicting a sentence's sentiment, and the student's own reviews."""
+"""Q4.4, inference: predicting a sentence's sentiment (q4.4a), and two reviews of the student's own (q4.4b)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from ..results import TestResult
-from .base import Exercise, Marks, Test, Unreadable, attempt, close, describe_plain, number, paired, plain, returned
-from .tiny import ForwardModes, grader_tokenizer, tiny_model
+from .base import (Exercise, Key, Marks, Unreadable, close, describe_exception, describe_plain, number, paired, plain,
+                   returned)
+from .tiny import Forwards, tiny_model
 
 GIVEN_REVIEWS = ("Justice League is terrible. I hated it.", "Avengers was great!!")
-
-
 _ADJECTIVES = ("great", "terrible", "boring", "wonderful", "awful", "moving", "dull", "brilliant", "fine", "weak")
 _NOUNS = ("movie", "film", "plot", "acting", "ending", "cast", "script", "soundtrack", "director", "story")
 
 
-class PredictSentiment(Exercise):
-    """q4.4a: predict_sentiment(model, tokenizer, sentence) gives the reference's probability.
+def is_float(value: Any) -> bool:
+    """A Python float or a numpy floating-point scalar (what "returns a float" admits); not a tensor."""
+    if isinstance(value, float):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return type(value).__module__ == "numpy" and getattr(dtype, "kind", "") == "f" and getattr(value, "shape", 1) == ()
 
-    Run on a tiny model of the homework's kind (head dropout 0.5, handed over in train mode, so a function
-    that forgets model.eval() is seen), with the notebook's tokenizer; the long review is longer than
-    BERT's 512 positions.
+
+class PredictSentiment(Exercise):
+    """q4.4a: predict_sentiment(model, tokenizer, sentence) gives the answer key's probability.
+
+    Run on a tiny model of the homework's kind (head dropout 0.5, handed over in train mode, so a function that
+    forgets model.eval() is seen), with the notebook's own tokenizer; the long review is longer than BERT's 512
+    positions.
     """
 
-    tests = (Test("[CLS] and [SEP]", 0.5), Test("cut to 510 tokens", 0.5), Test("sigmoid", 0.5), Test("a float", 0.5))
+    kind = "predict_sentiment"
+    tests = ("[CLS] and [SEP]", "cut to 510 tokens", "sigmoid", "a float")
     references = ("hw3.sentiment.predict:predict_sentiment", "hw3.sentiment.tokenizer:encode")
 
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         short = [f"The {rng.choice(_NOUNS)} was {rng.choice(_ADJECTIVES)} and the {rng.choice(_NOUNS)} "
                  f"{rng.choice(('felt', 'seemed', 'was'))} {rng.choice(_ADJECTIVES)}{rng.choice(('.', '!', '!!'))}"
                  for _ in range(3)]
@@ -44,75 +51,91 @@ class PredictSentiment(Exercise):
             results = []
             for text in texts:
                 tiny.train()
-                with torch.random.fork_rng(devices=[]), ForwardModes(tiny) as modes:
-                    result = attempt(predict_sentiment, tiny, tokenizer, text)
-                value = result.get("value")
-                results.append({**result, "python_float": type(value) is float, "modes": modes.calls})
+                with torch.random.fork_rng(devices=[]), Forwards(tiny) as forwards:
+                    value = None
+                    try:
+                        value = predict_sentiment(tiny, tokenizer, text)
+                        result = {"value": plain(value)}
+                    except Exception as exc:
+                        result = {"error": describe_exception(exc)}
+                results.append({**result, "float": is_float(value),
+                                "modes": [call[:2] for call in forwards.calls]})
             out[part] = results
         return out
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
+        """hw3's probability and three common mistakes' (no [CLS]/[SEP], no sigmoid, neither) for every text."""
         import torch
 
         from hw3.sentiment.predict import predict_sentiment
 
-        marks = Marks(self.tests)
-        special, cut, sigmoid, a_float = (t.name for t in self.tests)
-        tokenizer = grader_tokenizer()
+        tokenizer = objects[2] if len(objects) > 2 else None
         tiny = tiny_model(inputs["seed"], dropout=0.5, vocab_size=len(tokenizer), layers=1)
-
-        def variants(text: str) -> dict[str, float]:
+        tiny.eval()
+        out = {}
+        for text in [*inputs["short"], inputs["long"]]:
             ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)[:510])
-            tiny.eval()
             with torch.no_grad():
                 logit = float(tiny(torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]])))
                 bare = float(tiny(torch.tensor([ids])))
-            return {"no special tokens": float(torch.sigmoid(torch.tensor(bare))), "no sigmoid": logit,
-                    "neither": bare}
+            out[text] = {"hw3": predict_sentiment(tiny, tokenizer, text),
+                         "no special tokens": float(torch.sigmoid(torch.tensor(bare))), "no sigmoid": logit,
+                         "neither": bare}
+        return out
 
-        short_pairs = paired(inputs["short"], outputs["short"])
-        (_, long_result), = paired([inputs["long"]], outputs["long"])
-        for text, result in short_pairs:
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        special, cut, sigmoid, a_float = self.tests
+        key = expected["outputs"]
+        for (text, result), key_result in zip(paired(inputs["short"], outputs["short"]), key["short"]):
             shown = f"predict_sentiment(model, tokenizer, {text!r})"
             with marks.read(special, sigmoid, a_float, input=shown):
                 got = number(returned(result, shown), shown)
-                expected = predict_sentiment(tiny, tokenizer, text)
-                found = "right" if close(got, expected) else next(
-                    (name for name, value in variants(text).items() if close(got, value)), None)
-                if not result.get("python_float") or found is None:
+                want = number(returned(key_result, "the answer key"), "the answer key")
+                table = _table(expected["mistakes"].get(text), want)
+                found = "right" if close(got, want) else next((n for n, v in table.items() if close(got, v)), None)
+                if not result.get("float"):
                     marks.fail(a_float, f"{shown} returned {describe_plain(result.get('value'))}, expected a float "
-                                        f"probability", shown, "return prediction.item()" if found else "")
+                                        f"probability", shown, "return the probability as a Python float (.item())")
                 if found == "right":
                     continue
                 if found in ("no special tokens", "neither"):
-                    marks.fail(special, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown,
+                    marks.fail(special, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
                                "no [CLS]/[SEP]: put init_token_idx before the ids and eos_token_idx after them")
                 if found in ("no sigmoid", "neither"):
-                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown,
+                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
                                "the model returns a logit: apply torch.sigmoid to get a probability")
                 if found is None:
                     dropout = any(training for training, _ in result.get("modes", []))
                     hint = ("dropout left on: call model.eval() first" if dropout else
-                            "tokenize, cut to max_input_length - 2, add [CLS] and [SEP], run the model, apply the sigmoid")
-                    marks.fail(special, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown, hint)
-                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown, hint)
+                            "tokenize, cut to max_input_length - 2, add [CLS] and [SEP], run the model, apply the "
+                            "sigmoid") if table else ""
+                    marks.fail(special, f"{shown} returned {got:.5g}, expected {want:.5g}", shown, hint)
+                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {want:.5g}", shown, hint)
+        (_, long_result), = paired([inputs["long"]], outputs["long"])
         shown = "predict_sentiment(model, tokenizer, <a 600-word review>)"
         with marks.read(cut, input=shown, hint="cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]"):
             got = number(returned(long_result, shown), shown)
-            expected = predict_sentiment(tiny, tokenizer, inputs["long"])
-            candidates = [expected, *variants(inputs["long"]).values()]
-            if not any(close(got, value) for value in candidates):
-                marks.fail(cut, f"{shown} returned {got:.5g}, expected {expected:.5g}", shown,
+            want = number(returned(key["long"][0], "the answer key"), "the answer key")
+            table = _table(expected["mistakes"].get(inputs["long"]), want)
+            if not any(close(got, value) for value in (want, *table.values())):
+                marks.fail(cut, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
                            "cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]")
-        return marks.results()
+
+
+def _table(mistakes: dict | None, want: float) -> dict[str, float]:
+    """The common mistakes' values for one text, when hw3's reference agrees with the key there (else none)."""
+    if not isinstance(mistakes, dict) or not close(mistakes.get("hw3", float("nan")), want):
+        return {}
+    return {name: value for name, value in mistakes.items() if name != "hw3"}
 
 
 class Predictions(Exercise):
     """q4.4b: at least two new reviews of the student's own, with their probabilities."""
 
-    tests = (Test("two reviews of your own", 0.5), Test("probabilities in [0, 1]", 0.5))
+    kind = "own_predictions"
+    tests = ("two reviews of your own", "probabilities in [0, 1]")
 
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         return {}
 
     def probe(self, inputs: dict, predictions: Any) -> Any:
@@ -120,9 +143,8 @@ class Predictions(Exercise):
             return {"type": type(predictions).__name__}
         return [[plain(k), plain(v)] for k, v in list(predictions.items())[:100]]
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        marks = Marks(self.tests)
-        own, probabilities = (t.name for t in self.tests)
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        own, probabilities = self.tests
         with marks.read(own, probabilities):
             if not isinstance(outputs, list):
                 raise Unreadable(f"predictions is {describe_plain(outputs)}, expected a dict {{review: probability}}")
@@ -139,7 +161,6 @@ class Predictions(Exercise):
                 if not 0 <= value <= 1:
                     marks.fail(probabilities, f"{shown} is {value:.4g}, expected a probability in [0, 1]", shown,
                                "store predict_sentiment(model, tokenizer, review)")
-        return marks.results()
 
 
-EXERCISES = {"q4.4a": PredictSentiment(), "q4.4b": Predictions()}
+KINDS = (PredictSentiment, Predictions)

@@ -1,17 +1,17 @@
-"""Q4.3, training: binary accuracy, one training and one evaluation epoch, the training loop."""
+"""Q4.3, training: binary accuracy (q4.3a), one training (q4.3b) and one evaluation epoch (q4.3c), the training loop
+with its history and best checkpoint (q4.3d)."""
 
 from __future__ import annotations
 
-import contextlib
+import math
 import random
 from typing import Any
 
-from ..results import TestResult
-from .base import (Exercise, Marks, Test, Unreadable, attempt, close, describe_plain, number, paired, plain, returned,
-                   unwrap)
-from .tiny import ForwardModes, head_values, recorded_accuracy, tiny_batches, tiny_model
+from .base import Exercise, Key, Marks, Unreadable, attempt, close, describe_plain, number, paired, plain, returned
+from .tiny import Forwards, fingerprint, recorded_accuracy, tiny_batches, tiny_model
 
 HISTORY_KEYS = ("train_loss", "train_acc", "valid_loss", "valid_acc")
+BATCH_SIZES = (4, 3, 5)  # tiny_batches' sizes: distinct, so a forward call's output length names its batch
 
 
 def short(values: list, limit: int = 6) -> str:
@@ -20,17 +20,32 @@ def short(values: list, limit: int = 6) -> str:
     return "[" + ", ".join(shown) + (", …]" if len(values) > limit else "]")
 
 
-class BinaryAccuracy(Exercise):
-    """q4.3a: the fraction of rounded sigmoid(logits) equal to the labels.
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
-    No logit is within 1e-3 of 0: there σ(x) rounds to 0.5, where `torch.round` and `>= 0.5` disagree
-    and the question states no convention.
+
+def accuracy(logits: list[float], labels: list[float]) -> float:
+    """The fraction of rounded sigmoid(logits) equal to the labels (the homework's definition)."""
+    return sum(float(round(sigmoid(x)) == y) for x, y in zip(logits, labels)) / len(labels)
+
+
+def bce(logits: list[float], labels: list[float]) -> float:
+    """Mean binary cross-entropy of logits against 0/1 labels (nn.BCEWithLogitsLoss)."""
+    return sum(max(x, 0) - x * y + math.log1p(math.exp(-abs(x))) for x, y in zip(logits, labels)) / len(labels)
+
+
+class BinaryAccuracy(Exercise):
+    """q4.3a: the fraction of rounded sigmoid(logits) equal to the labels, like the key's.
+
+    No logit is within 1e-3 of 0: there σ(x) rounds to 0.5, where `torch.round` and `>= 0.5` disagree and the
+    question states no convention.
     """
 
-    tests = (Test("a fraction in [0, 1]", 1.0), Test("rounds the sigmoid", 1.0))
+    kind = "binary_accuracy"
+    tests = ("a fraction in [0, 1]", "rounds the sigmoid")
     references = ("hw3.sentiment.training:binary_accuracy",)
 
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         cases = []
         for size in (1, 5, 8, rng.randint(20, 64)):
             scale = rng.uniform(0.5, 4)
@@ -47,229 +62,228 @@ class BinaryAccuracy(Exercise):
 
         return [attempt(binary_accuracy, torch.tensor(c["logits"]), torch.tensor(c["labels"])) for c in inputs["cases"]]
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        import torch
-
-        from hw3.sentiment.training import binary_accuracy
-
-        marks = Marks(self.tests)
-        fraction, rounding = (t.name for t in self.tests)
-        for case, result in paired(inputs["cases"], outputs):
-            logits, labels = torch.tensor(case["logits"]), torch.tensor(case["labels"])
-            shown = f"binary_accuracy(preds={short(case['logits'])}, y={short(case['labels'])})"
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        fraction, rounding = self.tests
+        for (case, result), key_result in zip(paired(inputs["cases"], outputs), expected["outputs"]):
+            logits, labels = case["logits"], case["labels"]
+            shown = f"binary_accuracy(preds={short(logits)}, y={short(labels)})"
             with marks.read(fraction, rounding, input=shown):
                 got = number(returned(result, shown), shown)
-                expected = float(binary_accuracy(logits, labels))
-                if close(got, expected):
+                want = number(returned(key_result, "the answer key"), "the answer key")
+                if close(got, want):
                     continue
-                for scale, hint in ((100, "return a fraction between 0 and 1, not a percentage"),
-                                    (len(labels), "divide the number of correct predictions by the batch size")):
-                    if close(got, expected * scale):
-                        marks.fail(fraction, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown, hint)
-                        break
-                else:
-                    no_sigmoid = float((torch.round(logits) == labels).float().mean())
-                    if close(got, no_sigmoid):  # a fraction, from the wrong rounding: only the rounding is wrong
-                        marks.fail(rounding, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown,
-                                   "rounded the logits without a sigmoid: round torch.sigmoid(preds)")
-                        continue
-                    hint = "compare torch.round(torch.sigmoid(preds)) with y and take the mean"
-                    for test in (fraction, rounding):  # a value no known computation gives: neither is shown right
-                        marks.fail(test, f"{shown} returned {got:.4g}, expected {expected:.4g}", shown, hint)
-        return marks.results()
+                hw3 = close(want, accuracy(logits, labels))  # the table of mistakes is about hw3's definition
+                if not 0 <= got <= 1:
+                    hint = next((h for scale, h in ((100, "return a fraction between 0 and 1, not a percentage"),
+                                                    (len(labels), "divide the number of correct predictions by the "
+                                                                  "batch size")) if close(got, want * scale)), "")
+                    marks.fail(fraction, f"{shown} returned {got:.4g}, expected a fraction in [0, 1] ({want:.4g})",
+                               shown, hint or "a fraction: the number correct divided by the number of labels")
+                    if hint:
+                        continue  # the right count, scaled: the rounding is right
+                no_sigmoid = sum(float(round(x) == y) for x, y in zip(logits, labels)) / len(labels)
+                hint = ("rounded the logits without a sigmoid: round torch.sigmoid(preds)" if hw3 and close(got, no_sigmoid)
+                        else "compare the rounded sigmoid of preds with y and take the mean" if hw3 else "")
+                marks.fail(rounding, f"{shown} returned {got:.4g}, expected {want:.4g}", shown, hint)
 
 
-def _epoch_inputs(rng: random.Random) -> dict:
+def epoch_inputs(rng: random.Random) -> dict:
     """A tiny model's seed, the batches' seed, and the constants the accuracy recorder returns."""
     return {"model_seed": rng.getrandbits(31), "batch_seed": rng.getrandbits(31),
-            "accuracies": [round(rng.uniform(0.05, 0.95), 4) for _ in range(3)]}
+            "accuracies": [round(rng.uniform(0.05, 0.95), 4) for _ in BATCH_SIZES]}
 
 
-def run_epoch(fn: Any, inputs: dict, uses_optimizer: bool, start_training: bool, isolate: bool = True) -> dict:
-    """Run train/evaluate `fn` on the tiny model of `inputs`: its result, the head's parameters, the forward modes."""
+def run_epoch(fn: Any, inputs: dict, training: bool) -> dict:
+    """Run train/evaluate `fn` once over the tiny batches of `inputs` (kernel side): its result, the head's
+    fingerprint afterwards, every forward call, every call of `binary_accuracy`, and the batches' labels."""
     import torch
     from torch import nn
 
     model = tiny_model(inputs["model_seed"], dropout=0.0)
-    model.train(start_training)
-    args = [model, tiny_batches(inputs["batch_seed"])]
-    if uses_optimizer:
+    model.train(not training)  # handed over in the other mode: the function must switch it
+    batches = tiny_batches(inputs["batch_seed"])
+    args: list[Any] = [model, batches]
+    if training:
         args.append(torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01))
     args.append(nn.BCEWithLogitsLoss())
-    accuracy = recorded_accuracy(fn, inputs["accuracies"]) if isolate else contextlib.nullcontext()
-    with torch.random.fork_rng(devices=[]), ForwardModes(model) as modes, accuracy:
+    calls: list = []
+    with torch.random.fork_rng(devices=[]), Forwards(model) as forwards, \
+            recorded_accuracy(fn, inputs["accuracies"], calls):
         result = attempt(fn, *args)
-    return {"result": result, "params": head_values(model), "modes": modes.calls}
+    return {"result": result, "fingerprint": fingerprint(model), "forwards": forwards.calls[:50],
+            "accuracy_calls": calls[:50], "labels": [b.label.tolist() for b in batches]}
 
 
-def reference_epoch(name: str, inputs: dict, zero_grad: bool = True) -> dict:
-    """The reference `train`/`evaluate` on the same tiny model, grader side; with zero_grad=False, a train
-    loop that forgets optimizer.zero_grad() (the common mistake, scored against its own losses)."""
-    from hw3.sentiment import training
-
-    if zero_grad:
-        return run_epoch(getattr(training, name), inputs, name == "train", name == "evaluate", isolate=False)
-
-    def forgetful(model, iterator, optimizer, criterion):
-        model.train()
-        losses, accs = [], []
-        for x, y in iterator:
-            preds = model(x).squeeze(1)
-            loss = criterion(preds, y)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            accs.append(training.binary_accuracy(preds.detach(), y).item())
-        return sum(losses) / len(losses), sum(accs) / len(accs)
-
-    return run_epoch(forgetful, inputs, True, False, isolate=False)
-
-
-def same_values(a: Any, b: dict[str, list], rel: float = 1e-4, abs_: float = 1e-5) -> bool:
-    """True when returned parameters `a` match `b` (same names, same sizes, equal to round-off)."""
-    import torch
-
-    if not isinstance(a, dict) or set(a) != set(b):
-        return False
-    for name, values in b.items():
-        got = a[name]
-        if not isinstance(got, list) or len(got) != len(values) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in got):
-            return False
-        if not torch.allclose(torch.tensor(got, dtype=torch.float64), torch.tensor(values, dtype=torch.float64),
-                              rtol=rel, atol=abs_):
-            return False
-    return True
-
-
-def ran_the_model(result: Any, reference: dict) -> bool:
-    """True when the returned loss is the reference's mean or sum over the batches: evidence that the function
-    really ran the model on them, which the mode and update sub-tests require (flags alone earn nothing)."""
-    try:
-        loss = float(unwrap(result["value"][0]))
-        ref_loss = float(reference["result"]["value"][0])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return False
-    return close(loss, ref_loss) or close(loss, 3 * ref_loss)
-
-
-def score_mean(marks: Marks, test: str, what: str, result: Any, reference: dict, accuracies: list[float]) -> None:
-    """The returned (mean loss, mean accuracy) must match the reference's; the accuracy may be the recorder's mean."""
-    got = returned(result, what)
-    if not isinstance(got, list) or len(got) != 2:
-        raise Unreadable(f"{what} returned {describe_plain(got)}, expected (mean loss, mean accuracy)")
-    loss, acc = number(got[0], f"{what} (loss)"), number(got[1], f"{what} (accuracy)")
-    ref_loss, ref_acc = returned(reference["result"], "the reference")
-    if not close(loss, ref_loss):
-        hint = ("divide the summed loss by the number of batches, len(iterator)" if close(loss, ref_loss * 3) else
-                "add loss.item() of every batch and divide by len(iterator)")
-        marks.fail(test, f"{what} returned loss {loss:.5g}, expected {ref_loss:.5g} (the mean over batches)", what, hint)
-    elif not (close(acc, sum(accuracies) / len(accuracies)) or close(acc, ref_acc)):
-        marks.fail(test, f"{what} returned accuracy {acc:.5g}, expected the mean of binary_accuracy over the batches",
-                   what, "add binary_accuracy(...).item() of every batch and divide by len(iterator)")
+def forgetful_train(model: Any, iterator: Any, optimizer: Any, criterion: Any) -> tuple[float, float]:
+    """A train loop that forgets optimizer.zero_grad() (the common mistake whose hint the scorer gives)."""
+    model.train()
+    losses = []
+    for x, y in iterator:
+        loss = criterion(model(x).squeeze(1), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses), 0.0
 
 
 class _Epoch(Exercise):
-    """q4.3b and q4.3c: one pass of the student's function over the grader's batches (`run_epoch` in the
-    kernel), scored against the reference's pass over the same batches (`reference_epoch`)."""
+    """q4.3b and q4.3c: one pass of the student's function over the grader's batches, compared with the answer
+    key's pass over the same batches; its loss and accuracy judged against its own forward passes."""
 
-    kind = ""  # "train" or "evaluate": the reference function, and whether an optimizer is passed
+    training = True
     what = ""
 
-    def inputs(self, rng: random.Random) -> dict:
-        return _epoch_inputs(rng)
+    def inputs(self, rng: random.Random, key: Key) -> dict:
+        return epoch_inputs(rng)
 
     def probe(self, inputs: dict, function: Any) -> dict:
-        training = self.kind == "train"
-        return run_epoch(function, inputs, uses_optimizer=training, start_training=not training)
+        return run_epoch(function, inputs, self.training)
 
-    def require_a_pass(self, outputs: Any) -> None:
-        """Unreadable unless the function returned and called the model (a function that raised fails every test)."""
+    def ran(self, outputs: Any) -> None:
+        """Unreadable unless the function returned and called the model (then every sub-test fails)."""
         returned(outputs["result"], self.what)
-        if not outputs["modes"]:
+        if not outputs["forwards"]:
             raise Unreadable(f"{self.what} never called the model: loop over the batches with `for x, y in iterator`")
 
-    def score_mean(self, marks: Marks, inputs: dict, outputs: Any, reference: dict) -> None:
-        """The last sub-test: the returned means against `reference`'s run."""
-        mean = self.tests[-1].name
-        with marks.read(mean, input=self.what):
-            score_mean(marks, mean, self.what, outputs["result"], reference, inputs["accuracies"])
+    def score_means(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        """The last sub-test: the returned (loss, accuracy) are the means over the batches of the function's own
+        forward passes, and binary_accuracy (when called) got each batch's logits and labels."""
+        test, what = self.tests[-1], self.what
+        with marks.read(test, input=what):
+            got = returned(outputs["result"], what)
+            if not isinstance(got, list) or len(got) != 2:
+                raise Unreadable(f"{what} returned {describe_plain(got)}, expected (mean loss, mean accuracy)")
+            loss, acc = number(got[0], f"{what} (loss)"), number(got[1], f"{what} (accuracy)")
+            labels = expected["outputs"]["labels"]
+            logits = first_logits(outputs["forwards"], labels)
+            if logits is None:
+                raise Unreadable(f"{what} did not run the model once on each batch")
+            want_loss = sum(bce(o, y) for o, y in zip(logits, labels)) / len(labels)
+            if not close(loss, want_loss, rel=1e-4, abs_=1e-6):
+                hint = ("divide the summed loss by the number of batches, len(iterator)"
+                        if close(loss, want_loss * len(labels), rel=1e-4) else
+                        "add loss.item() of every batch and divide by len(iterator)")
+                marks.fail(test, f"{what} returned loss {loss:.5g}, expected {want_loss:.5g} (the mean of its batches' "
+                                 f"losses)", what, hint)
+                return
+            calls = outputs["accuracy_calls"]
+            if calls:
+                wrong = misused_accuracy(calls, logits, labels)
+                if wrong:
+                    marks.fail(test, f"{what} passed binary_accuracy {wrong[0]}", what, wrong[1])
+                    return
+                constants = inputs["accuracies"]
+                want_acc = sum(constants[i % len(constants)] for i in range(len(calls))) / len(labels)
+            else:
+                want_acc = sum(accuracy(o, y) for o, y in zip(logits, labels)) / len(labels)
+            if not close(acc, want_acc, rel=1e-4, abs_=1e-6):
+                marks.fail(test, f"{what} returned accuracy {acc:.5g}, expected {want_acc:.5g} (the mean of "
+                                 f"binary_accuracy over the batches)", what,
+                           "add binary_accuracy(...).item() of every batch and divide by len(iterator)")
+
+
+def first_logits(forwards: list, labels: list[list[float]]) -> list[list[float]] | None:
+    """Each batch's logits from the first forward call on it (batches are told apart by their sizes); None when
+    some batch was never run or an output is not a list of numbers."""
+    found: dict[int, list[float]] = {}
+    for call in forwards:
+        values = call[2] if isinstance(call, list) and len(call) == 3 else None
+        if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
+            found.setdefault(len(values), [float(v) for v in values])
+    try:
+        return [found[len(y)] for y in labels]
+    except KeyError:
+        return None
+
+
+def misused_accuracy(calls: list, logits: list[list[float]], labels: list[list[float]]) -> tuple[str, str] | None:
+    """(what binary_accuracy got, hint) when a call did not get a batch's logits then its labels; else None."""
+    for call in calls:
+        preds, y = (call + [None, None])[:2] if isinstance(call, list) else (None, None)
+        batch = next((i for i, ys in enumerate(labels) if isinstance(y, list) and len(y) == len(ys)), None)
+        if batch is not None and _same(preds, logits[batch]) and _same(y, labels[batch]):
+            continue
+        swapped = next((i for i, ys in enumerate(labels) if _same(preds, ys)), None)
+        if swapped is not None and _same(y, logits[swapped]):
+            return "(labels, logits)", "the predictions come first: binary_accuracy(predictions, y)"
+        if batch is not None and _same(preds, [sigmoid(x) for x in logits[batch]]):
+            return ("probabilities (the sigmoid of the logits)",
+                    "pass the logits: binary_accuracy applies the sigmoid itself")
+        return "something other than a batch's logits and labels", "call binary_accuracy(predictions, y) per batch"
+    return None
+
+
+def _same(a: Any, b: list[float]) -> bool:
+    return isinstance(a, list) and len(a) == len(b) and all(
+        isinstance(x, (int, float)) and close(float(x), y, rel=1e-4, abs_=1e-6) for x, y in zip(a, b))
 
 
 class Train(_Epoch):
-    """q4.3b: one training epoch in train mode that updates the model exactly like the reference."""
+    """q4.3b: one training epoch in train mode that updates the model exactly like the answer key's."""
 
-    tests = (Test("updates the model like the reference", 1.5), Test("train mode with gradients", 0.5),
-             Test("mean loss and accuracy", 1.0))
+    kind = "train_epoch"
+    tests = ("updates the model like the answer key", "train mode with gradients", "mean loss and accuracy")
     references = ("hw3.sentiment.training:train",)
-    kind, what = "train", "train(model, iterator, optimizer, criterion)"
+    training, what = True, "train(model, iterator, optimizer, criterion)"
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        marks = Marks(self.tests)
-        updates, mode, _ = (t.name for t in self.tests)
-        reference = reference_epoch("train", inputs)
-        trajectory = reference  # the run whose losses the student's mean is compared with
-        initial = head_values(tiny_model(inputs["model_seed"], dropout=0.0))
-        with marks.read(*(t.name for t in self.tests), input=self.what):
-            self.require_a_pass(outputs)
-            if not same_values(outputs["params"], reference["params"]):
-                forgetful = reference_epoch("train", inputs, zero_grad=False)
-                if same_values(outputs["params"], initial):
-                    hint = "call loss.backward() and optimizer.step() for every batch"
-                elif same_values(outputs["params"], forgetful["params"]):
-                    hint, trajectory = "no zero_grad: call optimizer.zero_grad() before each backward pass", forgetful
-                else:
-                    hint = "one optimizer step per batch: zero_grad, forward, loss, backward, step"
-                marks.fail(updates, "after one epoch the parameters differ from the reference's", self.what, hint)
-            if not (ran_the_model(outputs["result"], trajectory) or not marks.failed(updates)):
-                marks.fail(mode, f"{self.what} did not train the model on the batches", self.what,
-                           "for each batch: zero_grad, forward, loss, backward, step")
-            elif not all(training for training, _ in outputs["modes"]):
+    def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
+        """The fingerprints of the untrained model and of a loop without zero_grad, on the same batches."""
+        return {"initial": fingerprint(tiny_model(inputs["model_seed"], dropout=0.0)),
+                "no zero_grad": run_epoch(forgetful_train, inputs, True)["fingerprint"]}
+
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        updates, mode, _ = self.tests
+        with marks.read(*self.tests, input=self.what):
+            self.ran(outputs)
+            key = expected["outputs"]["fingerprint"]
+            if not _same(outputs["fingerprint"], key):
+                mistakes = expected["mistakes"]
+                hint = ("call loss.backward() and optimizer.step() for every batch"
+                        if _same(outputs["fingerprint"], mistakes.get("initial", [])) else
+                        "call optimizer.zero_grad() before each backward pass"
+                        if _same(outputs["fingerprint"], mistakes.get("no zero_grad", [])) else
+                        "one optimizer step per batch: zero_grad, forward, loss, backward, step")
+                marks.fail(updates, "after one epoch the model's parameters differ from the answer key's", self.what,
+                           hint)
+            if not all(training for training, *_ in outputs["forwards"]):
                 marks.fail(mode, f"{self.what} ran the model in eval mode", self.what, "call model.train() at the start")
-            elif not all(grad for _, grad in outputs["modes"]):
+            elif not all(grad for _, grad, *_ in outputs["forwards"]):
                 marks.fail(mode, f"{self.what} ran the model without gradients", self.what,
                            "do not use torch.no_grad() in train")
-        self.score_mean(marks, inputs, outputs, trajectory)
-        return marks.results()
+        self.score_means(marks, inputs, outputs, expected)
 
 
 class Evaluate(_Epoch):
     """q4.3c: one evaluation pass in eval mode without gradients, leaving the model unchanged."""
 
-    tests = (Test("eval mode", 0.5), Test("no gradients, model unchanged", 0.5), Test("mean loss and accuracy", 1.0))
+    kind = "evaluate_epoch"
+    tests = ("eval mode", "no gradients, model unchanged", "mean loss and accuracy")
     references = ("hw3.sentiment.training:evaluate",)
-    kind, what = "evaluate", "evaluate(model, iterator, criterion)"
+    training, what = False, "evaluate(model, iterator, criterion)"
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        marks = Marks(self.tests)
-        mode, frozen, _ = (t.name for t in self.tests)
-        reference = reference_epoch("evaluate", inputs)
-        with marks.read(*(t.name for t in self.tests), input=self.what):
-            self.require_a_pass(outputs)
-            if not ran_the_model(outputs["result"], reference):
-                raise Unreadable(f"{self.what} did not return the loss of the model on the batches")
-            if any(training for training, _ in outputs["modes"]):
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        mode, frozen, _ = self.tests
+        with marks.read(*self.tests, input=self.what):
+            self.ran(outputs)
+            if any(training for training, *_ in outputs["forwards"]):
                 marks.fail(mode, f"{self.what} ran the model in training mode", self.what,
                            "dropout left on in evaluation: call model.eval() at the start")
-            if any(grad for _, grad in outputs["modes"]):
+            if any(grad for _, grad, *_ in outputs["forwards"]):
                 marks.fail(frozen, f"{self.what} computed gradients", self.what,
                            "run the loop inside `with torch.no_grad():`")
-            elif not same_values(outputs["params"], reference["params"]):
+            elif not _same(outputs["fingerprint"], expected["outputs"]["fingerprint"]):
                 marks.fail(frozen, f"{self.what} changed the model's parameters", self.what, "evaluate must not train")
-        self.score_mean(marks, inputs, outputs, reference)
-        return marks.results()
+        self.score_means(marks, inputs, outputs, expected)
 
 
 class History(Exercise):
-    """q4.3d: one dict of losses and accuracies per epoch, and the best model saved at CHECKPOINT.
+    """q4.3d: one dict of losses and accuracies per epoch (as many as the answer key's), and the best model saved
+    at CHECKPOINT. The accuracies' range is q4.3a's business: a percentage accuracy costs its points there."""
 
-    The accuracies' range is q4.3a's business: a percentage accuracy costs its points there, not here.
-    """
+    kind = "training_loop"
+    tests = ("one record per epoch", "the four values of each epoch", "the best model saved")
 
-    tests = (Test("one record per epoch", 1.0), Test("the four values of each epoch", 1.0),
-             Test("the best model saved", 1.0))
-
-    def inputs(self, rng: random.Random) -> dict:
+    def inputs(self, rng: random.Random, key: Key) -> dict:
         return {}
 
     def probe(self, inputs: dict, history: Any, checkpoint: Any = "model.pt", model: Any = None) -> dict:
@@ -286,9 +300,9 @@ class History(Exercise):
         shapes = {k: list(v.shape) for k, v in model.state_dict().items()} if hasattr(model, "state_dict") else None
         return {"history": plain(history), "checkpoint": str(checkpoint), "saved": saved, "model": shapes}
 
-    def score(self, inputs: dict, outputs: Any) -> list[TestResult]:
-        marks = Marks(self.tests)
-        records, values, saved = (t.name for t in self.tests)
+    def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
+        records, values, saved = self.tests
+        epochs = len(expected["outputs"]["history"])
         with marks.read(records, values):
             history = outputs["history"]
             if not isinstance(history, list) or not history:
@@ -297,6 +311,9 @@ class History(Exercise):
             if bad is not None:
                 marks.fail(records, f"history[{bad}] is {describe_plain(history[bad])}, expected a dict",
                            hint="append one dict per epoch to history")
+            elif len(history) != epochs:
+                marks.fail(records, f"history has {len(history)} records, expected one per epoch ({epochs})",
+                           hint="append the epoch's dict inside the loop over epochs")
             for index, record in enumerate(r for r in history if isinstance(r, dict)):
                 missing = [key for key in HISTORY_KEYS if key not in record]
                 if missing:
@@ -318,7 +335,6 @@ class History(Exercise):
                 wrong = [k for k, v in state.items() if k not in shapes or shapes[k] != v]
                 if wrong:
                     marks.fail(saved, f"{path} does not fit the model ({wrong[0]})", hint="save this model's weights")
-        return marks.results()
 
 
-EXERCISES = {"q4.3a": BinaryAccuracy(), "q4.3b": Train(), "q4.3c": Evaluate(), "q4.3d": History()}
+KINDS = (BinaryAccuracy, Train, Evaluate, History)

@@ -1,97 +1,208 @@
-"""The homework's question registry: the one table every grading tool reads.
+"""The homework's questions, read from the one file instructors edit: `answers/questions.toml`.
 
-Each question has its id (as used by `check("<id>", ...)` cells), title, kind and points; an automatic one
-carries its `Exercise` (inputs, probe, scorer, the named sub-tests with their points, the reference
-functions withheld while grading), a manual one its rubric. `hw3 assign` writes the notebooks' point labels
-from here. Totals: Q1 3, Q2 3, Q3 4, Q4 20 (30 points, 23 of them automatic).
+Each `[[question]]` has an `id` (as used by `check("<id>", ...)` cells and the answer-key markers), a `title`,
+and either
+- `exercise = "<kind>"` and `tests = { "<sub-test>" = points, ... }`: scored automatically by that exercise kind
+  (`KINDS`: one per homework exercise, plus the generic `function` and `value`), comparing the student's work with
+  the answer key's; other keys of the table are the kind's options (e.g. `arguments` for `function`); or
+- `points = N` and `rubric = "..."`: graded by hand.
+
+An automatic question may also give `points`: then its sub-tests must add up to it. Every label, total, report and
+the notebooks' point labels derive from this file; nothing else holds points.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
 
-from . import q2_rnn, q3_attention, q4_data, q4_inference, q4_model, q4_training
-from .base import Exercise
+from hw3.errors import HW3Error
 
+from . import generic, q2_rnn, q3_attention, q4_data, q4_inference, q4_model, q4_training
+from .base import Exercise, OptionError, Test
+
+SPEC_FILE = "questions.toml"
+KINDS: dict[str, type[Exercise]] = {cls.kind: cls for module in (q2_rnn, q3_attention, q4_data, q4_model,
+                                                                  q4_training, q4_inference, generic)
+                                    for cls in module.KINDS}
+QUESTION_ID = re.compile(r"[A-Za-z][\w.]*")
 Kind = Literal["auto", "manual"]
-EXERCISES: dict[str, Exercise] = {**q2_rnn.EXERCISES, **q3_attention.EXERCISES, **q4_data.EXERCISES, **q4_model.EXERCISES,
-                                 **q4_training.EXERCISES, **q4_inference.EXERCISES}
+
+
+class SpecError(HW3Error):
+    """questions.toml cannot be used; one line naming the file, the question and the fix."""
 
 
 @dataclass(frozen=True)
 class Question:
-    """One graded item: automatic (scored by its `exercise`) or manual (graded by hand against `rubric`)."""
+    """One graded item: automatic (scored by its exercise kind, with `tests`) or manual (graded by hand against
+    `rubric`, worth `manual_points`). `options` are the exercise kind's settings from questions.toml."""
 
     id: str
     title: str
     kind: Kind
+    exercise_kind: str = ""
+    tests: tuple[Test, ...] = ()
     manual_points: float = 0.0
     rubric: str = ""
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    @property
+    @cached_property
     def exercise(self) -> Exercise | None:
-        return EXERCISES.get(self.id) if self.kind == "auto" else None
+        """The configured exercise of an automatic question (None for a manual one)."""
+        return KINDS[self.exercise_kind](**self.options) if self.kind == "auto" else None
 
     @property
     def max_points(self) -> float:
-        return self.exercise.max_points if self.exercise else self.manual_points
+        return sum(t.points for t in self.tests) if self.kind == "auto" else self.manual_points
+
+    def as_data(self) -> dict[str, Any]:
+        """What a notebook's public check needs of the question (JSON data)."""
+        return {"id": self.id, "title": self.title, "exercise": self.exercise_kind, "options": self.options,
+                "tests": [[t.name, t.points] for t in self.tests]}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "Question":
+        """The inverse of `as_data` (an automatic question)."""
+        return cls(data["id"], data["title"], "auto", data["exercise"],
+                   tuple(Test(name, float(points)) for name, points in data["tests"]), options=data["options"])
 
 
-def auto(qid: str, title: str) -> Question:
-    return Question(qid, title, "auto")
+@dataclass(frozen=True)
+class Homework:
+    """The questions of one homework, in order (from questions.toml)."""
 
+    questions: tuple[Question, ...]
+    source: str = ""  # the file they came from, for messages
 
-def manual(qid: str, title: str, points: float, rubric: str) -> Question:
-    return Question(qid, title, "manual", points, rubric)
+    @cached_property
+    def by_id(self) -> dict[str, Question]:
+        return {q.id: q for q in self.questions}
 
+    def automatic(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.kind == "auto")
 
-QUESTIONS: tuple[Question, ...] = (
-    manual("q1", "CNNs vs RNNs: two benefits each way", 3,
-           "0.75 per valid, distinct benefit: two of CNNs over RNNs and two of RNNs over CNNs for image "
-           "classification (a benefit repeated or not specific to the comparison earns nothing)."),
-    auto("q2", "RNN recurrence: y_T from the closed form"),
-    manual("q2.written", "RNN recurrence: what the output unit computes", 1.5,
-           "0.75 for unrolling h_t = x_t − h_{t−1} to h_T = Σ_k (−1)^{T−k} x_k; 0.75 for concluding that "
-           "for even T, y_T = σ(1000·((x_2 + x_4 + …) − (x_1 + x_3 + …))) ≈ 1 when the even-position "
-           "inputs sum to more than the odd-position ones, ≈ 0 when less, and exactly 0.5 on a tie."),
-    auto("q3a", "Self-attention: token norms"),
-    auto("q3b", "Self-attention: weights and outputs"),
-    manual("q3b.written", "Self-attention: which tokens the outputs approximate", 1,
-           "0.25 each for y1 ≈ x1, y2 ≈ x2, y3 ≈ x3; 0.25 for the reason: each token's score with itself "
-           "beats its other scores by β², so for huge β the softmax weights approach the identity."),
-    manual("q3c", "Self-attention: copying a value to the output", 0.5,
-           "0.5 for explaining that when one key aligns with the query far more than the others, softmax "
-           "puts weight ≈ 1 on it, so the output is (a copy of) that token's value."),
-    auto("q4.1a", "Tokenizer vocabulary size"),
-    auto("q4.1b", "Train, validation and test sizes"),
-    auto("q4.2a", "BERT + GRU model hyperparameters"),
-    auto("q4.2b", "Counting trainable parameters"),
-    auto("q4.2c", "Freezing BERT"),
-    auto("q4.3a", "Binary accuracy"),
-    auto("q4.3b", "Training epoch"),
-    auto("q4.3c", "Evaluation epoch"),
-    auto("q4.3d", "Training loop with the best checkpoint"),
-    auto("q4.4a", "Predicting the sentiment of a sentence"),
-    auto("q4.4b", "Two reviews of your own"),
-    manual("q4.4b.written", "Does the classifier capture the mood?", 1,
-           "0.5 for saying, for each of the two reviews, whether its score matches the review's mood; 0.5 for "
-           "a reason or a limit of the model (e.g. sarcasm, negation or mixed opinions)."),
-)
+    def manual(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.kind == "manual")
 
-BY_ID: dict[str, Question] = {q.id: q for q in QUESTIONS}
+    @property
+    def max_total(self) -> float:
+        """Points of the whole homework (automatic and by hand)."""
+        return sum(q.max_points for q in self.questions)
 
-
-def auto_questions() -> tuple[Question, ...]:
-    """The questions scored automatically, in homework order."""
-    return tuple(q for q in QUESTIONS if q.kind == "auto")
-
-
-def max_total() -> float:
-    """Points of the whole homework (auto and manual)."""
-    return sum(q.max_points for q in QUESTIONS)
+    def withheld(self) -> dict[str, set[str]]:
+        """{module: qualified names} of hw3's reference functions that solve this homework's exercises."""
+        out: dict[str, set[str]] = {}
+        for q in self.automatic():
+            for reference in KINDS[q.exercise_kind].references:
+                module, qualname = reference.split(":")
+                out.setdefault(module, set()).add(qualname)
+        return out
 
 
 def format_points(points: float) -> str:
     """Points as the check lines and reports print them: 2, 1.5, 0.5."""
     return f"{points:g}"
+
+
+def points_word(points: float) -> str:
+    """'1 pt', '0.5 pts', '2 pts'."""
+    return f"{format_points(points)} {'pt' if points == 1 else 'pts'}"
+
+
+def load_homework(answers: Path) -> Homework:
+    """The homework of the answer keys in `answers` (its questions.toml); SpecError naming the fix."""
+    import tomllib
+
+    path = Path(answers) / SPEC_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path} is missing: the answer keys' folder must hold {SPEC_FILE} with the homework's "
+                        f"questions and points (see the README, 'For instructors')") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read {path} ({type(exc).__name__}): save it as UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path} is not valid TOML ({exc}): fix the line it names") from None
+    return parse_homework(data, str(path))
+
+
+def parse_homework(data: dict[str, Any], source: str) -> Homework:
+    """The Homework of questions.toml's parsed `data`; SpecError naming the question and the fix."""
+    entries = data.get("question")
+    unknown = sorted(set(data) - {"question"})
+    if unknown:
+        raise SpecError(f"{source}: unknown top-level key {unknown[0]!r}: questions are [[question]] tables")
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{source} lists no [[question]]: add one table per question")
+    questions: list[Question] = []
+    for number, entry in enumerate(entries, start=1):
+        question = _question(entry, f"{source}: question {entry.get('id', f'#{number}')!s}" if isinstance(entry, dict)
+                             else f"{source}: question #{number}")
+        if any(q.id == question.id for q in questions):
+            raise SpecError(f"{source}: question id {question.id!r} is listed twice: give each question its own id")
+        questions.append(question)
+    return Homework(tuple(questions), source)
+
+
+def _question(entry: Any, where: str) -> Question:
+    """One [[question]] table as a Question."""
+    if not isinstance(entry, dict):
+        raise SpecError(f"{where}: expected a table with id, title and points")
+    qid, title = entry.get("id"), entry.get("title")
+    if not isinstance(qid, str) or not QUESTION_ID.fullmatch(qid):
+        raise SpecError(f"{where}: id must be a name like q2 or q4.3a (letters, digits, '.', '_')")
+    if not isinstance(title, str) or not title.strip():
+        raise SpecError(f"{where}: add a title")
+    if "exercise" in entry:
+        return _automatic(entry, qid, title, where)
+    extra = sorted(set(entry) - {"id", "title", "points", "rubric"})
+    if extra:
+        raise SpecError(f"{where}: {extra[0]!r} is not a key of a hand-graded question (id, title, points, rubric); "
+                        f"an automatic question needs `exercise`")
+    points, rubric = entry.get("points"), entry.get("rubric")
+    if not _is_points(points) or points <= 0:
+        raise SpecError(f"{where}: a hand-graded question needs points = a positive number")
+    if not isinstance(rubric, str) or not rubric.strip():
+        raise SpecError(f"{where}: a hand-graded question needs a rubric (what earns its points)")
+    return Question(qid, title, "manual", manual_points=float(points), rubric=rubric)
+
+
+def _automatic(entry: dict[str, Any], qid: str, title: str, where: str) -> Question:
+    """An automatic [[question]]: its exercise kind, sub-tests with points, and the kind's options."""
+    kind = entry["exercise"]
+    if kind not in KINDS:
+        raise SpecError(f"{where}: unknown exercise {kind!r}: use one of {', '.join(sorted(KINDS))}")
+    tests = entry.get("tests")
+    if not isinstance(tests, dict) or not tests:
+        raise SpecError(f'{where}: list its sub-tests with their points: tests = {{ "name" = points, ... }}')
+    bad = next((name for name, points in tests.items() if not _is_points(points) or points < 0), None)
+    if bad is not None:
+        raise SpecError(f"{where}: sub-test {bad!r} needs points = a number of at least 0")
+    cls = KINDS[kind]
+    if cls.tests and set(tests) != set(cls.tests):
+        raise SpecError(f"{where}: exercise {kind!r} has the sub-tests {', '.join(map(repr, cls.tests))}; "
+                        f"name exactly those in tests (found {', '.join(map(repr, tests))})")
+    if not cls.tests and len(tests) != 1:
+        raise SpecError(f"{where}: exercise {kind!r} is scored as one sub-test: name one in tests")
+    order = cls.tests or tuple(tests)
+    declared = entry.get("points")
+    total = sum(float(tests[name]) for name in order)
+    if declared is not None and (not _is_points(declared) or abs(float(declared) - total) > 1e-9):
+        raise SpecError(f"{where}: its sub-tests add up to {format_points(total)} points, not {declared}: "
+                        f"fix the points or the sub-tests")
+    options = {k: v for k, v in entry.items() if k not in ("id", "title", "exercise", "tests", "points")}
+    question = Question(qid, title, "auto", kind, tuple(Test(name, float(tests[name])) for name in order),
+                        options=options)
+    try:
+        question.exercise  # the kind checks its options now, not in the middle of a batch
+    except OptionError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    return question
+
+
+def _is_points(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value != float("inf")

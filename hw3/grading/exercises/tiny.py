@@ -1,20 +1,26 @@
-"""Shared by the Q4 exercises' probes (kernel side) and scorers (grader side): the same tiny model and batches on
-both sides of the boundary, and recorders of how the student's functions use them."""
+"""What the Q4 probes share: tiny models and batches built the same way in every kernel (the student's, the
+answer key's), and recorders of how a student's function uses them.
+
+A tiny model is `BERTGRUSentiment` around a 1-layer BERT of hidden size 32, with a GRU of hidden size 8. Its
+weights are drawn from the seed by hw3 itself, parameter by parameter in name order, not by the libraries'
+initialisers, so the same seed gives the same model with any torch or transformers version (the public checks'
+expected values are computed on the instructor's machine and compared in the student's Colab).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from typing import Any
 
 TINY_VOCAB = 1000
+PROJECTIONS = 16
 
 
 def tiny_model(seed: int, dropout: float, vocab_size: int = TINY_VOCAB, layers: int = 2) -> Any:
-    """BERTGRUSentiment over a tiny random BERT (hidden 32), GRU hidden 8, bidirectional, BERT frozen.
+    """BERTGRUSentiment over a tiny BERT (hidden 32), GRU hidden 8, bidirectional, BERT frozen.
 
-    Deterministic in `seed` and leaves the global torch random state as it was.
+    Deterministic in `seed`; leaves the global torch random state as it was.
     """
     import torch
 
@@ -22,13 +28,16 @@ def tiny_model(seed: int, dropout: float, vocab_size: int = TINY_VOCAB, layers: 
 
     with torch.random.fork_rng(devices=[]):
         model = BERTGRUSentiment(tiny_bert(seed, vocab_size=vocab_size), 8, 1, layers, True, dropout)
-        with torch.no_grad():  # larger weights than BERT's init, so that mistakes change the outputs visibly
-            for name, p in model.named_parameters():
-                if not name.startswith("bert.") and p.dim() > 1:
-                    p.mul_(4.0)
-    for name, p in model.named_parameters():
-        if name.startswith("bert."):
-            p.requires_grad = False
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if "LayerNorm" in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.startswith("bert."):
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * 0.02)
+            else:  # the head: weights large enough that mistakes change the outputs visibly
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * (0.5 if p.dim() > 1 else 0.1))
+            p.requires_grad = not name.startswith("bert.")
     return model
 
 
@@ -44,27 +53,41 @@ def tiny_batches(seed: int) -> list:
             for size, length in ((4, 7), (3, 5), (5, 9))]
 
 
-def head_values(model: Any) -> dict[str, list]:
-    """{parameter name: flat list of values} of everything but BERT (what training changes)."""
-    return {name: p.detach().flatten().tolist() for name, p in model.named_parameters() if not name.startswith("bert.")}
+def fingerprint(model: Any) -> list[float]:
+    """PROJECTIONS fixed random projections of the head's parameters (everything but BERT), in float64: two heads
+    differ in their fingerprints whenever their parameters differ beyond round-off."""
+    import torch
+
+    values = torch.cat([p.detach().double().flatten() for name, p in sorted(model.named_parameters())
+                        if not name.startswith("bert.")])
+    weights = torch.randn(PROJECTIONS, values.numel(), generator=torch.Generator().manual_seed(7),
+                          dtype=torch.float64) / values.numel() ** 0.5
+    return (weights @ values).tolist()
 
 
-class ForwardModes:
-    """Records [module.training, torch.is_grad_enabled()] at every forward call of a module."""
+class Forwards:
+    """Records each forward call of a module: [training?, gradients on?, its output's values]."""
 
     def __init__(self, module: Any) -> None:
         self.module = module
-        self.calls: list[list[bool]] = []
+        self.calls: list[list] = []
 
-    def __enter__(self) -> "ForwardModes":
+    def __enter__(self) -> "Forwards":
         import torch
 
-        self.handle = self.module.register_forward_pre_hook(
-            lambda module, args: self.calls.append([bool(module.training), torch.is_grad_enabled()]))
+        def pre(module: Any, args: Any) -> None:
+            self.calls.append([bool(module.training), torch.is_grad_enabled(), None])
+
+        def post(module: Any, args: Any, output: Any) -> None:
+            if self.calls and hasattr(output, "detach"):
+                self.calls[-1][2] = output.detach().double().flatten().tolist()[:64]
+
+        self.handles = [self.module.register_forward_pre_hook(pre), self.module.register_forward_hook(post)]
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
 
 
 def _namespaces(fn: Any) -> list[dict]:
@@ -83,18 +106,18 @@ def _namespaces(fn: Any) -> list[dict]:
 
 
 @contextlib.contextmanager
-def recorded_accuracy(fn: Any, constants: list[float]):
-    """While probing `fn`, the name `binary_accuracy` it calls returns constants[0], constants[1], ... as 0-d tensors.
+def recorded_accuracy(fn: Any, constants: list[float], calls: list):
+    """While probing `fn`, the name `binary_accuracy` it calls records its two arguments' values in `calls` and
+    returns constants[0], constants[1], ... as 0-d tensors.
 
-    Isolates train/evaluate from the student's own binary_accuracy: their loop is right when its mean
-    accuracy is the mean of these constants (or the true accuracy, for a loop that computes it inline).
+    Isolates train/evaluate from the student's own binary_accuracy (a wrong accuracy costs q4.3a only), while the
+    recorded arguments show what the loop passed it (the batch's logits and labels, or something else).
     """
     import torch
 
-    calls = iter(range(10_000))
-
     def binary_accuracy(preds: Any, y: Any) -> Any:
-        return torch.tensor(constants[next(calls) % len(constants)])
+        calls.append([_values(preds), _values(y)])
+        return torch.tensor(constants[(len(calls) - 1) % len(constants)])
 
     saved = [(n, n["binary_accuracy"]) for n in _namespaces(fn) if "binary_accuracy" in n]
     for namespace, _ in saved:
@@ -106,9 +129,9 @@ def recorded_accuracy(fn: Any, constants: list[float]):
             namespace["binary_accuracy"] = original
 
 
-@functools.lru_cache(maxsize=1)
-def grader_tokenizer() -> Any:
-    """The tokenizer the grader scores with (bert-base-uncased's vocabulary, from the bundled encoder)."""
-    from hw3.sentiment.tokenizer import load_tokenizer
-
-    return load_tokenizer("bundled")
+def _values(value: Any) -> list[float] | None:
+    """A recorded argument's values (flattened, at most 64), None when it holds no numbers."""
+    try:
+        return value.detach().double().flatten().tolist()[:64]
+    except Exception:
+        return None

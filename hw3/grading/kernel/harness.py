@@ -1,40 +1,54 @@
-"""Kernel side of `hw3 grade`: the last cell probes the student's objects and prints plain data.
+"""Kernel side of `hw3 grade`: the last cell of a notebook's run, and the file it answers in.
 
-The grader appends `final_cell(requests, nonce, limit, folder)` to the submission. In the sandboxed kernel
-it evaluates each untouched check cell's arguments (the names, e.g. `rnn_output`) in the notebook's
-namespace, runs the exercise's probe on the grader's inputs, and appends to `folder/<nonce>.jsonl` (the
-folder the kernel shares with the grader) one line `<nonce> {"id": ..., "started": true}` before each probe
-and one `<nonce> {"id": ..., "outputs": ...}` or `<nonce> {"id": ..., "error": ...}` after it, written
-straight to the file, so a probe that kills the kernel is known even when its output never left the
-process. Nothing here is trusted: the notebook may have patched any of it, and all it can change is the
-data it returns, which the grader scores in its own process against the reference.
+The grader appends one cell to each notebook it runs. Each request names a question, its exercise kind and
+options, and the source of the check cell's arguments (e.g. `rnn_output`), which are evaluated in the notebook's
+namespace:
+
+- in a student's sandboxed kernel, `run_probes` runs each exercise's probe on the inputs the grader sends and
+  reports the outputs;
+- in the answer key's kernel, `run_reference` draws each (student, question)'s inputs from the seed the grader
+  sends (asking the key's own probe where the exercise needs it), runs the probe on the key's objects, adds hw3's
+  table of mistakes, and reports all three.
+
+Each record goes to `folder/<nonce>.jsonl` (the folder the kernel shares with the grader) as one line
+`<nonce> {json}`, written straight to the file, with a `{"id": ..., "started": true}` line before each probe, so a
+probe that kills the kernel is known even when its output never left the process. In a student's kernel nothing
+here is trusted: the notebook may have patched any of it, and all it can change is the data it returns, which the
+grader scores in its own process against the answer key's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import stat
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..exercises.base import describe_exception, one_line
-from ..exercises.checks import bind, exercise_of, probe_quietly
+from ..exercises.checks import bind, probe_quietly
+from ..exercises.registry import KINDS
 
 _CELL = '''\
-from hw3.grading.kernel.harness import run_probes as _hw3_run_probes
-_hw3_run_probes({requests!r}, globals(), {nonce!r}, {limit!r}, {folder!r})
+from hw3.grading.kernel.harness import {function} as _hw3_run
+_hw3_run({requests!r}, globals(), {nonce!r}, {limit!r}, {folder!r})
 '''
+MAX_RESULTS_BYTES = 64 * 2**20
 
 
 class ProbeTimeout(BaseException):
     """Raised by the alarm inside a probe that ran too long (a BaseException, so probes cannot swallow it)."""
 
 
-def final_cell(requests: list[dict], nonce: str, limit: float, folder: str) -> str:
-    """Source of the grader's last cell; each request is {"id", "arguments" (source), "inputs"}."""
-    return _CELL.format(requests=json.dumps(requests), nonce=nonce, limit=float(limit), folder=str(folder))
+def final_cell(requests: list[dict], nonce: str, limit: float, folder: str, key: bool = False) -> str:
+    """Source of the grader's last cell. A student's requests are {"id", "exercise", "options", "arguments",
+    "inputs"}; the key's are {"tag", "id", "exercise", "options", "arguments", "seed"}."""
+    return _CELL.format(function="run_reference" if key else "run_probes", requests=json.dumps(requests),
+                        nonce=nonce, limit=float(limit), folder=str(folder))
 
 
 def _collect(*args: object, **kwargs: object) -> tuple[tuple, dict]:
@@ -58,16 +72,22 @@ def within(limit: float, run: Callable[[], Any]) -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _objects(request: dict, namespace: dict) -> tuple[tuple, dict]:
+    """The check call's arguments, evaluated in the notebook's namespace."""
+    return eval(f"_hw3_collect({request['arguments']})", namespace, {"_hw3_collect": _collect})
+
+
 def probe_one(request: dict, namespace: dict, limit: float) -> dict:
     """{"outputs": ...} of one question's probe, or {"error": ..., "defined": False} when its objects do not exist."""
-    qid = request["id"]
     try:
-        args, kwargs = eval(f"_hw3_collect({request['arguments']})", namespace, {"_hw3_collect": _collect})
+        args, kwargs = _objects(request, namespace)
     except Exception as exc:
         return {"error": one_line(describe_exception(exc)), "defined": False}
-    exercise = exercise_of(qid)
+    exercise = KINDS[request["exercise"]](**request["options"])
+    problem = bind(exercise, args, kwargs)
+    if problem:
+        return {"error": problem}
     try:
-        bind(exercise, qid, args, kwargs)
         return {"outputs": within(limit, lambda: probe_quietly(exercise, request["inputs"], args, kwargs))}
     except ProbeTimeout:
         return {"error": f"checking it did not finish within {limit:g} s"}
@@ -89,7 +109,68 @@ def run_probes(requests: str, namespace: dict, nonce: str, limit: float, folder:
         _record(path, nonce, record)
 
 
+def answer(request: dict, namespace: dict) -> dict:
+    """The answer key's {"inputs", "outputs", "mistakes"} for one (student, question) request."""
+    args, kwargs = _objects(request, namespace)
+    exercise = KINDS[request["exercise"]](**request["options"])
+    problem = bind(exercise, args, kwargs)
+    if problem:
+        raise ValueError(problem)
+
+    def key(candidates: dict) -> Any:
+        return probe_quietly(exercise, candidates, args, kwargs)
+
+    inputs = exercise.inputs(random.Random(request["seed"]), key)
+    outputs = key(inputs)
+    return {"inputs": inputs, "outputs": outputs, "mistakes": exercise.mistakes(inputs, outputs, *args)}
+
+
+def run_reference(requests: str, namespace: dict, nonce: str, limit: float, folder: str) -> None:
+    """Answer every request in the answer key's kernel and record each answer, or the error that stopped it."""
+    path = os.path.join(folder, f"{nonce}.jsonl")
+    for request in json.loads(requests):
+        try:
+            record = {"id": request["tag"], **within(limit, lambda: answer(request, namespace))}
+            text = json.dumps(record, allow_nan=True)
+        except BaseException as exc:
+            text = json.dumps({"id": request["tag"], "error": one_line(describe_exception(exc))})
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{nonce} {text}\n")
+
+
 def _record(path: str, nonce: str, record: dict) -> None:
     """Append one `<nonce> <json>` line to the results file and flush it to the OS at once."""
     with open(path, "a", encoding="utf-8") as out:
         out.write(f"{nonce} {json.dumps(record, allow_nan=True)}\n")
+
+
+def read_results(folder: Path, nonce: str) -> tuple[dict[str, list[dict]], list[str]]:
+    """({request id: its result records}, the ids whose probe started) from a kernel's results file.
+
+    The file is the kernel's: it is opened without following links or blocking, must be a regular file, and is
+    read up to MAX_RESULTS_BYTES; lines without the run's nonce, or that are not JSON objects with a string id,
+    are ignored.
+    """
+    found: dict[str, list[dict]] = {}
+    started: list[str] = []
+    try:
+        fd = os.open(Path(folder) / f"{nonce}.jsonl", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return found, started
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return found, started
+        data = file.read(MAX_RESULTS_BYTES)
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if not line.startswith(nonce + " "):
+            continue
+        try:
+            record = json.loads(line[len(nonce) + 1:])
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            if record.get("started") is True:
+                started.append(record["id"])
+            else:
+                found.setdefault(record["id"], []).append(record)
+    return found, started

@@ -233,20 +233,27 @@ def bwrap_args(mounts: Mounts, limits: Limits, env: dict[str, str]) -> list[str]
     return [*args, "--chdir", HOME, "--"]
 
 
-def sandbox_env(mounts: Mounts, threads: int = 1) -> dict[str, str]:
-    """The kernel's whole environment (an allow-list: nothing of the grader's), offline, hw3 importable."""
+def kernel_env(build: Path, home: str, feature_cache: str | Path | None, path: str, threads: int = 1) -> dict[str, str]:
+    """A kernel's whole environment (an allow-list: nothing of the grader's), offline, with hw3 from `build`:
+    the one recipe for sandboxed kernels (paths inside the sandbox) and --no-sandbox ones (paths on the host)."""
     env = {
-        "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": HOME, "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-        "PYTHONPATH": str(mounts.package_dir.parent), "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": path, "HOME": home, "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+        "PYTHONPATH": str(build), "PYTHONDONTWRITEBYTECODE": "1",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HW3_OFFLINE": "1",
-        "HW3_CACHE": f"{HOME}/.cache/hw3", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "HW3_CACHE": f"{home}/.cache/hw3", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
         "MALLOC_ARENA_MAX": "4", "JPY_SESSION_NAME": "submission",
     }
-    if mounts.feature_cache is not None:
-        env["HW3_FEATURE_CACHE"] = CACHE_MOUNT
+    if feature_cache is not None:
+        env["HW3_FEATURE_CACHE"] = str(feature_cache)
     return env
+
+
+def sandbox_env(mounts: Mounts, threads: int = 1) -> dict[str, str]:
+    """The sandboxed kernel's environment: `kernel_env` with the sandbox's own paths."""
+    path = os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    return kernel_env(mounts.package_dir.parent, HOME, CACHE_MOUNT if mounts.feature_cache is not None else None,
+                      path, threads)
 
 
 def user_files(folder: Path, uid: int, slots: int = 64) -> None:

@@ -1,14 +1,17 @@
-"""The grading build of hw3: the package as the sandbox sees it, without the reference solutions.
+"""The builds of hw3 that `hw3 grade` runs notebooks with: the package as the sandbox sees it.
 
-`build(folder)` copies the installed hw3 package and replaces the body of every reference function of a
-graded exercise (each Exercise's `references`, e.g. `hw3.rnn:closed_form`) by a `raise` that says it is
-withheld, so a submission that imports or calls hw3's solution of an exercise earns nothing for it: the
-code is not in the sandbox. Helpers the notebooks hand out (tokens, tiny models, BucketIterator, ...)
-stay. Its embedded sample is the grading corpus (`corpus`: a few short reviews, since no check depends on
-how well a notebook's model learns). A marker module `hw3/_grading_build.py` tells `check()` cells to
-defer to the grader. The build is byte-compiled and world-readable, and made afresh by each grading
-process in a private folder of its own (mode 0700: nobody else can plant or change it; the sandbox
-reaches it only through its bind mount).
+`build(folder, withheld)` copies the installed hw3 package and replaces the body of every function in
+`withheld` (the references of the homework's exercise kinds, e.g. `hw3.rnn:closed_form`) by a `raise` that says
+it is withheld: in the *grading build*, which runs the students' notebooks, a submission that imports or calls
+hw3's solution of an exercise earns nothing for it, the code is not in the sandbox. The *answer key's build*
+withholds nothing (the key is the instructor's code and may use every helper). Helpers the notebooks hand out
+(tokens, tiny models, BucketIterator, ...) stay in both.
+
+In both, the embedded sample is the grading corpus (`corpus`: a few short reviews, since no check depends on how
+well a notebook's model learns), and a marker module `hw3/_grading_build.py` tells `check()` cells to defer to
+the grader. A build is byte-compiled and world-readable, and made afresh by each grading process in a private
+folder of its own (mode 0700: nobody else can plant or change it; the sandbox reaches it only through its bind
+mount).
 """
 
 from __future__ import annotations
@@ -16,26 +19,14 @@ from __future__ import annotations
 import ast
 import compileall
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import hw3
 
-from ..exercises.registry import EXERCISES
 from .corpus import write_corpus
 
 PACKAGE_DIR = Path(hw3.__file__).resolve().parent
 MARKER = "_grading_build.py"
-
-
-def withheld_functions() -> dict[str, set[str]]:
-    """{module name: qualified names of the functions withheld from it}, from every exercise's references."""
-    out: dict[str, set[str]] = defaultdict(set)
-    for exercise in EXERCISES.values():
-        for reference in exercise.references:
-            module, qualname = reference.split(":")
-            out[module].add(qualname)
-    return dict(out)
 
 
 class _Withhold(ast.NodeTransformer):
@@ -73,15 +64,16 @@ def strip_module(source: str, module: str, names: set[str]) -> str:
     return ast.unparse(tree) + "\n"
 
 
-def build(folder: Path) -> Path:
-    """Write the grading build under `folder` (folder/hw3) and return `folder`."""
+def build(folder: Path, withheld: dict[str, set[str]]) -> Path:
+    """Write a build of hw3 under `folder` (folder/hw3) with the `withheld` functions ({module: qualified names};
+    empty for the answer key's build) and return `folder`."""
     root = Path(folder)
     shutil.copytree(PACKAGE_DIR, root / "hw3", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for module, names in withheld_functions().items():
+    for module, names in withheld.items():
         path = root / Path(*module.split(".")).with_suffix(".py")
         path.write_text(strip_module(path.read_text(encoding="utf-8"), module, names), encoding="utf-8")
     write_corpus(root / "hw3")
-    (root / "hw3" / MARKER).write_text('"""Marks the grading build of hw3 (see hw3.grading.kernel.withheld)."""\n')
+    (root / "hw3" / MARKER).write_text('"""Marks a build of hw3 that hw3 grade runs notebooks with (see hw3.grading.kernel.withheld)."""\n')
     compileall.compile_dir(str(root / "hw3"), quiet=1, workers=1)
     for path in (root / "hw3").rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -12,7 +12,7 @@ import csv
 import math
 from pathlib import Path
 
-from ..exercises.registry import BY_ID, QUESTIONS, format_points
+from ..exercises.registry import Homework, format_points
 from ..results import QuestionResult, Report
 
 STUDENT_COLUMN = "student"
@@ -22,21 +22,22 @@ class ManualScoresError(Exception):
     """A scores CSV that cannot be merged; the message is one line naming the file, the cell and the fix."""
 
 
-def manual_ids() -> list[str]:
+def manual_ids(homework: Homework) -> list[str]:
     """The ids of the questions graded by hand, in homework order."""
-    return [q.id for q in QUESTIONS if q.kind == "manual"]
+    return [q.id for q in homework.manual()]
 
 
-def write_template(students: list[str], path: Path) -> Path:
+def write_template(students: list[str], path: Path, homework: Homework) -> Path:
     """A blank scores sheet: a `student` column with `students`, one empty column per manual question."""
+    ids = manual_ids(homework)
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([STUDENT_COLUMN, *manual_ids()])
-        writer.writerows([student, *([""] * len(manual_ids()))] for student in students)
+        writer.writerow([STUDENT_COLUMN, *ids])
+        writer.writerows([student, *([""] * len(ids))] for student in students)
     return path
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _read_rows(path: Path, homework: Homework) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the non-blank rows (with their line numbers) of the sheet; BOMs from Excel are ignored."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as sheet:
@@ -49,31 +50,31 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     rows = [(number, row) for number, row in enumerate(lines, start=1) if any(cell.strip() for cell in row)]
     if not rows:
         raise ManualScoresError(f"{path} is empty: start from the template (a `student` column, then "
-                                f"{', '.join(manual_ids())})")
+                                f"{', '.join(manual_ids(homework))})")
     return [cell.strip() for cell in rows[0][1]], rows[1:]
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def _check_header(path: Path, header: list[str], homework: Homework) -> None:
     """ManualScoresError unless the header is `student` then distinct manual question ids."""
     if not header or header[0] != STUDENT_COLUMN:
         raise ManualScoresError(f"{path}: the first column must be named `{STUDENT_COLUMN}` (found "
                                 f"{header[0] if header else 'nothing'!r}): add it as the header of the names column")
     for column in header[1:]:
-        if column not in BY_ID:
+        if column not in homework.by_id:
             raise ManualScoresError(f"{path}: unknown question column {column!r}: the manual questions are "
-                                    f"{', '.join(manual_ids())}")
-        if BY_ID[column].kind != "manual":
+                                    f"{', '.join(manual_ids(homework))}")
+        if homework.by_id[column].kind != "manual":
             raise ManualScoresError(f"{path}: {column} is graded automatically: remove its column")
         if header.count(column) > 1:
             raise ManualScoresError(f"{path}: the column {column} appears twice: keep one")
 
 
-def _points(path: Path, line: int, qid: str, text: str) -> float | None:
+def _points(path: Path, line: int, qid: str, text: str, homework: Homework) -> float | None:
     """The points in one cell (None when blank); ManualScoresError for text, negatives or over the maximum."""
     text = text.strip()
     if not text:
         return None
-    maximum = BY_ID[qid].max_points
+    maximum = homework.by_id[qid].max_points
     try:
         value = float(text)
     except ValueError:
@@ -87,14 +88,14 @@ def _points(path: Path, line: int, qid: str, text: str) -> float | None:
     return value
 
 
-def read_scores(path: Path, students: list[str]) -> dict[str, dict[str, float]]:
+def read_scores(path: Path, students: list[str], homework: Homework) -> dict[str, dict[str, float]]:
     """The hand-graded points in the sheet: student -> question id -> points (blank cells left out).
 
     ManualScoresError for a missing `student` column, an unknown or automatic question column, a student
     not among `students`, a student listed twice, or points that are not a number in 0..maximum.
     """
-    header, rows = _read_rows(path)
-    _check_header(path, header)
+    header, rows = _read_rows(path, homework)
+    _check_header(path, header, homework)
     known = set(students)
     scores: dict[str, dict[str, float]] = {}
     for line, row in rows:
@@ -109,7 +110,7 @@ def read_scores(path: Path, students: list[str]) -> dict[str, dict[str, float]]:
                                     f"extra cells")
         cells = zip(header[1:], row[1:])
         scores[student] = {qid: points for qid, text in cells
-                           if (points := _points(path, line, qid, text)) is not None}
+                           if (points := _points(path, line, qid, text, homework)) is not None}
     return scores
 
 
@@ -135,6 +136,6 @@ def merge_scores(reports: list[Report], scores: dict[str, dict[str, float]]) -> 
     return merged
 
 
-def merge_manual(reports: list[Report], path: Path) -> list[Report]:
+def merge_manual(reports: list[Report], path: Path, homework: Homework) -> list[Report]:
     """`reports` with the hand-graded points of the sheet at `path` merged in (see `read_scores`)."""
-    return merge_scores(reports, read_scores(path, [r.student for r in reports]))
+    return merge_scores(reports, read_scores(path, [r.student for r in reports], homework))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..exercises.registry import BY_ID, QUESTIONS, format_points
+from ..exercises.registry import format_points
 from ..results import QuestionResult, Report
 
 
@@ -60,7 +60,7 @@ def gradescope(report: Report) -> dict:
 
     tests = [{"name": f"{q.id}: {q.title}", "score": q.points, "max_score": q.max_points,
               "status": "passed" if q.status == "passed" else "failed", "visibility": "visible",
-              "output": test_output(q)} for q in report.questions if BY_ID[q.id].kind == "auto"]
+              "output": test_output(q)} for q in report.questions if not q.by_hand]
     return {"tests": tests, "score": report.total, "execution_time": round(report.seconds, 1),
             "output": render(report), "output_format": "md"}
 
@@ -74,10 +74,11 @@ def to_csv(reports: list[Report]) -> str:
     """One row per student: points per question (blank when graded by hand), total."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student", *(q.id for q in QUESTIONS), "total"])
+    ids = list(dict.fromkeys(q.id for report in reports for q in report.questions))  # the homework's order
+    writer.writerow(["student", *ids, "total"])
     for report in reports:
         points = {q.id: "" if q.status == "manual" else format_points(q.points) for q in report.questions}
-        writer.writerow([report.student, *(points.get(q.id, "") for q in QUESTIONS), format_points(report.total)])
+        writer.writerow([report.student, *(points.get(qid, "") for qid in ids), format_points(report.total)])
     return out.getvalue()
 
 

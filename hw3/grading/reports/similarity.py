@@ -1,4 +1,4 @@
-"""Near-identical solutions: pairs of students, and students matching hw3's own reference code, per question.
+"""Near-identical solutions: pairs of students, and students matching the answer key or hw3's own code, per question.
 
 A student's solution to a question is the code they wrote in its region of their notebook (the cells from
 after the previous check cell to the question's check cell, `notebook.regions`), leaving out the check cells
@@ -26,20 +26,22 @@ import importlib
 import inspect
 import re
 from collections import defaultdict
-from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..exercises.registry import QUESTIONS
+from ..exercises.registry import KINDS
 from ..notebook import (NotebookError, cell_check_calls, cell_source, check_calls, fingerprint, notebook_paths,
                         parse_cell, read_notebook, regions)
 from ..results import Report
 
+if TYPE_CHECKING:
+    from ..course import Course
+
 THRESHOLD = 0.9
 MIN_STATEMENTS = 3
-REFERENCE = "hw3 reference"
+REFERENCE = "the answer key or hw3's code"
 STUB_COMMENT = "# insert code here"
 TOKEN = re.compile(r"\w+|[^\w\s]")
 SCAFFOLDING = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
@@ -151,12 +153,16 @@ def _stub_questions(cells: list) -> set[str]:
             if any(cells[i].get("cell_type") == "code" and STUB_COMMENT in cell_source(cells[i]) for i in cell_range)}
 
 
-def load_released(folder: Path) -> Released:
-    """The fingerprints and stub questions of the released student notebooks in `folder`."""
+def load_released(course: "Course") -> Released:
+    """The fingerprints and stub questions of the course's released student notebooks."""
+    import nbformat
+
+    from ..assign import generate
+
     prints: set[str] = set()
     questions: set[str] = set()
-    for path in notebook_paths(folder):
-        cells = read_notebook(path).cells
+    for text in generate(course.answers, course.homework, course.digest).values():
+        cells = nbformat.reads(text, as_version=4).cells
         prints.update(fingerprint(cell_source(c)) for c in cells if c.get("cell_type") == "code")
         questions |= _stub_questions(cells)
     return Released(frozenset(prints), frozenset(questions))
@@ -184,16 +190,17 @@ def submission_solutions(submission: Path, released: Released) -> dict[str, str]
     return {qid: code for path in paths for qid, code in notebook_solutions(path, released).items()}
 
 
-def solutions_of(reports: list[Report], released_folder: Path) -> dict[str, dict[str, str]]:
+def solutions_of(reports: list[Report], course: "Course") -> dict[str, dict[str, str]]:
     """Student -> question id -> solution, for the graded submissions of `reports`."""
-    released = load_released(released_folder)
+    released = load_released(course)
     return {r.student: submission_solutions(Path(r.submission), released) for r in reports}
 
 
-@lru_cache(maxsize=1)
-def reference_sources() -> dict[str, tuple[str, ...]]:
-    """Question id -> the source of hw3's reference implementation(s): each exercise's `references`."""
-    from ..exercises.registry import EXERCISES
+def reference_sources(course: "Course") -> dict[str, tuple[str, ...]]:
+    """Question id -> the answer key's solution and the source of hw3's own implementation(s) of the exercise
+    (its kind's `references`: published with hw3, so a copy of them is worth a look too)."""
+    released = load_released(course)
+    keys = submission_solutions(course.answers, released)
 
     def source(spec: str) -> str:
         module, qualname = spec.split(":")
@@ -201,8 +208,8 @@ def reference_sources() -> dict[str, tuple[str, ...]]:
         for part in qualname.split("."):
             obj = getattr(obj, part)
         return inspect.getsource(obj)
-    return {qid: tuple(source(spec) for spec in exercise.references)
-            for qid, exercise in EXERCISES.items() if exercise.references}
+    return {q.id: tuple(filter(None, (keys.get(q.id), *map(source, KINDS[q.exercise_kind].references))))
+            for q in course.homework.automatic()}
 
 
 def _ratio_bounds(tokens: list[tuple[str, ...]]) -> np.ndarray:
@@ -280,15 +287,15 @@ def _question_findings(qid: str, solutions: dict[str, Normalised], references: t
     return findings
 
 
-def find_similar(solutions: dict[str, dict[str, str]], references: dict[str, tuple[str, ...]] | None = None,
-                 threshold: float = THRESHOLD, min_statements: int = MIN_STATEMENTS) -> list[Finding]:
-    """Near-identical solutions, question by question, in homework order and most similar first.
+def find_similar(solutions: dict[str, dict[str, str]], references: dict[str, tuple[str, ...]],
+                 order: list[str] = (), threshold: float = THRESHOLD,
+                 min_statements: int = MIN_STATEMENTS) -> list[Finding]:
+    """Near-identical solutions, question by question, in homework `order` and most similar first.
 
     `solutions` maps student -> question id -> source (see `solutions_of`); `references` maps question id ->
-    reference sources (default: hw3's own, `reference_sources()`; pass {} to skip them).
+    reference sources (`reference_sources(course)`; {} to skip them).
     """
-    references = reference_sources() if references is None else references
-    order = {q.id: n for n, q in enumerate(QUESTIONS)}
+    order = {qid: n for n, qid in enumerate(order)}
     by_question: dict[str, dict[str, Normalised]] = defaultdict(dict)
     for student, answers in solutions.items():
         for qid, source in answers.items():
