@@ -1,4 +1,4 @@
-"""Helpers shared by the grading tests: the mini answer-key fixture and the CLI."""
+"""Helpers shared by the grading tests: the mini course (answer key and questions.toml) and the CLI."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 import nbformat
 
 from hw3.cli import main
-from hw3.grading.assign import generate, write
+from hw3.grading.course import load_course
+from hw3.grading.exercises.registry import Homework, parse_homework
+from hw3.grading.release import notebooks
 from hw3.sentiment import training
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
+SPEC = Path(__file__).parent / "grading_fixtures" / "mini_questions.toml"
 
 
 def hw3(*argv) -> int:
@@ -35,14 +38,45 @@ def insert_before(nb: nbformat.NotebookNode, cell_id: str, source: str) -> None:
     nb.cells.insert(index, nbformat.v4.new_code_cell(source))
 
 
+def mini_homework() -> Homework:
+    """The mini course's questions."""
+    return load_homework_file(SPEC)
+
+
+def load_homework_file(path: Path) -> Homework:
+    """The homework of one questions.toml file."""
+    import tomllib
+
+    return parse_homework(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def write_answers(root: Path, key: nbformat.NotebookNode | None = None) -> Path:
+    """root/answers with the mini answer key (or `key`) as hw3.ipynb and its questions.toml; returns the folder."""
+    answers = root / "answers"
+    answers.mkdir(exist_ok=True)
+    (answers / "hw3.ipynb").write_text(nbformat.writes(key) if key is not None else FIXTURE.read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    (answers / "questions.toml").write_bytes(SPEC.read_bytes())
+    return answers
+
+
+def release(root: Path) -> dict[Path, str]:
+    """Write root/notebooks, the student notebooks `hw3 assign` makes from root/answers; returns them."""
+    released = notebooks(load_course(root / "answers"), root / "notebooks")
+    for path, text in released.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return released
+
+
 def write_course(root: Path, submissions: dict) -> Path:
-    """answers/ (the mini key), notebooks/ (assigned from it) and submissions/ under root; returns submissions/.
+    """answers/ (the mini key and its questions.toml), notebooks/ (assigned from it) and submissions/ under root;
+    returns submissions/.
 
     `submissions` maps a student's name to a notebook or to raw text (for malformed files).
     """
-    (root / "answers").mkdir()
-    (root / "answers" / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    write(generate(root / "answers", root / "notebooks"))
+    write_answers(root)
+    release(root)
     subs = root / "submissions"
     subs.mkdir()
     for name, nb in submissions.items():
@@ -54,7 +88,7 @@ def grade_all(root: Path, subs: Path, *options) -> dict:
     """`hw3 grade` every submission (JSON and CSV reports and the store in root/out): rc, root, out and reports by student."""
     out = root / "out"
     out.mkdir()
-    rc = hw3("grade", *sorted(subs.iterdir()), *options, "--reference", root / "notebooks",
+    rc = hw3("grade", *sorted(subs.iterdir()), *options, "--answers", root / "answers",
              "--json", out / "grades.json", "--csv", out / "grades.csv", "--key-file", root / "course.key",
              "--store", out / "grades.sqlite", "--jobs", "1")  # one kernel at a time: steadier cell timings
     reports = json.loads((out / "grades.json").read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
-"""`hw3 assign`: student notebooks generated from answer keys (stubs, placeholders, cleared outputs)."""
+"""`hw3 assign`: student notebooks and public checks generated from answer keys (stubs, placeholders, cleared
+outputs, point labels from questions.toml, the keys' answers on the public inputs), and `--check`."""
 
 from __future__ import annotations
 
@@ -7,26 +8,43 @@ import shutil
 from pathlib import Path
 
 import pytest
+from grading_helpers import FIXTURE, SPEC, hw3, load_homework_file, mini_homework
 
-from hw3.cli import main
 from hw3.grading.assign import AssignError, strip_answers, strip_solutions, student_cell
+from hw3.grading.kernel.sandbox import available
 
-FIXTURE = Path(__file__).parent / "grading_fixtures" / "mini_answers.ipynb"
 REPO = Path(__file__).resolve().parents[1]
+HOMEWORK = load_homework_file(REPO / "answers" / "questions.toml")
+needs_kernels = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start: {available()}")
 
 
-def hw3(*argv) -> int:
-    """Run `hw3 <argv>` as a user does, through the main CLI."""
-    return main([str(a) for a in argv])
+def make_repo(root: Path) -> Path:
+    """A temporary course repository with the mini answer key and its questions.toml."""
+    (root / "answers").mkdir()
+    shutil.copy(FIXTURE, root / "answers" / "hw3.ipynb")
+    shutil.copy(SPEC, root / "answers" / "questions.toml")
+    return root
 
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
-    """A temporary course repository with one answer key, as the working directory."""
-    (tmp_path / "answers").mkdir()
-    shutil.copy(FIXTURE, tmp_path / "answers" / "hw3.ipynb")
-    monkeypatch.chdir(tmp_path)
+    """A temporary course repository (not yet assigned) as the working directory."""
+    monkeypatch.chdir(make_repo(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def assigned(tmp_path_factory) -> Path:
+    """A temporary course repository after `hw3 assign` (its public checks in checks.json)."""
+    root = make_repo(tmp_path_factory.mktemp("course"))
+    assert assign(root) == 0
+    return root
+
+
+def assign(root: Path, *options) -> int:
+    """`hw3 assign` for the course at `root` (its public checks in root/checks.json)."""
+    return hw3("assign", "--answers", root / "answers", "--notebooks", root / "notebooks", "--checks",
+               root / "checks.json", *options)
 
 
 def cells(path: Path) -> dict[str, dict]:
@@ -62,15 +80,14 @@ def test_unbalanced_solution_markers_are_refused(answer, fragment):
 
 def test_markdown_answers_become_the_placeholder():
     text = "Q1.\n<!-- BEGIN ANSWER -->\nsecret\n<!-- END ANSWER -->\nQ2. <!--BEGIN ANSWER-->two<!-- END ANSWER --> end"
-    assert strip_answers(text) == "Q1.\n_Type your answer here._\nQ2. _Type your answer here._ end"
+    assert strip_answers(text, HOMEWORK) == "Q1.\n_Type your answer here._\nQ2. _Type your answer here._ end"
     with pytest.raises(AssignError, match="no matching END"):
-        strip_answers("<!-- BEGIN ANSWER --> never closed")
+        strip_answers("<!-- BEGIN ANSWER --> never closed", HOMEWORK)
 
 
-def test_assign_writes_student_notebooks(repo, capsys):
-    assert hw3("assign") == 0
-    assert "wrote notebooks/hw3.ipynb" in capsys.readouterr().out
-    answer, student = cells(repo / "answers" / "hw3.ipynb"), cells(repo / "notebooks" / "hw3.ipynb")
+@needs_kernels
+def test_assign_writes_student_notebooks_and_public_checks(assigned):
+    answer, student = cells(assigned / "answers" / "hw3.ipynb"), cells(assigned / "notebooks" / "hw3.ipynb")
     assert list(student) == list(answer)  # same cells, same ids, same order
     assert "# insert code here" in source(student["q2-solution"]) and "h = x - h" not in source(student["q2-solution"])
     assert source(student["q2-solution"]).startswith('def rnn_output(xs):\n    """y_T')  # the prompt stays
@@ -84,47 +101,89 @@ def test_assign_writes_student_notebooks(repo, capsys):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
     assert any(c.get("outputs") for c in answer.values())  # the fixture had outputs to clear
+    checks = json.loads((assigned / "checks.json").read_text(encoding="utf-8"))
+    assert list(checks["questions"]) == [q.id for q in mini_homework().automatic()]
+    q2 = checks["questions"]["q2"]
+    assert q2["question"]["tests"] == [["y_T on even-length sequences", 1.0],
+                                       ["ties (h_T = 0) and near-ties (h_T = ±1)", 0.5]]
+    # the key's own answers on the public inputs: ties are where the key gives exactly 0.5
+    assert [r["value"] for r in q2["expected"]["outputs"]["ties"]][::2] == [0.5, 0.5, 0.5]
 
 
-def test_assign_is_deterministic(repo, capsys):
-    assert hw3("assign") == 0
-    first = (repo / "notebooks" / "hw3.ipynb").read_bytes()
-    assert hw3("assign") == 0
-    assert (repo / "notebooks" / "hw3.ipynb").read_bytes() == first
-    assert "1 of 1 student notebooks were already up to date" in capsys.readouterr().out
-
-
-def test_check_detects_drift_and_names_the_notebook(repo, capsys):
-    assert hw3("assign", "--check") == 1  # nothing generated yet
-    assert "notebooks/hw3.ipynb is out of date" in capsys.readouterr().err
-    hw3("assign")
-    assert hw3("assign", "--check") == 0
-    answer = repo / "answers" / "hw3.ipynb"
-    answer.write_text(answer.read_text(encoding="utf-8").replace("Give two benefits", "Name two benefits"), encoding="utf-8")
+@needs_kernels
+def test_assign_is_deterministic(assigned, capsys):
+    first = (assigned / "notebooks" / "hw3.ipynb").read_bytes(), (assigned / "checks.json").read_bytes()
     capsys.readouterr()
-    assert hw3("assign", "--check") == 1
-    assert capsys.readouterr().err.strip() == "notebooks/hw3.ipynb is out of date with answers: run `hw3 assign`"
-    assert "Give two" in (repo / "notebooks" / "hw3.ipynb").read_text(encoding="utf-8")  # --check writes nothing
+    assert assign(assigned) == 0
+    assert ((assigned / "notebooks" / "hw3.ipynb").read_bytes(), (assigned / "checks.json").read_bytes()) == first
+    assert "2 of 2 files were already up to date" in capsys.readouterr().out
+
+
+@needs_kernels
+def test_check_passes_a_course_in_order_and_names_what_drifted(assigned, capsys):
+    assert assign(assigned, "--check") == 0
+    assert "the grader gives the answer keys full marks" in capsys.readouterr().out
+    answer = assigned / "answers" / "hw3.ipynb"
+    text = answer.read_text(encoding="utf-8")
+    try:
+        answer.write_text(text.replace("Give two benefits", "Name two benefits"), encoding="utf-8")
+        assert assign(assigned, "--check") == 1
+        assert capsys.readouterr().err.strip() == (f"hw3 assign: {assigned / 'notebooks' / 'hw3.ipynb'} is out of date "
+                                                   f"with {assigned / 'answers'}: run `hw3 assign`")
+        assert "Give two" in (assigned / "notebooks" / "hw3.ipynb").read_text(encoding="utf-8")  # nothing written
+        answer.write_text(text.replace("return [2 ** 0.5 * beta, beta, 2 ** 0.5 * beta]",
+                                       "return [2.0 * beta, beta, 2.0 * beta]"), encoding="utf-8")
+        assert assign(assigned, "--check") == 1  # a changed solution: new answers, so the public checks are stale
+        err = capsys.readouterr().err
+        assert "checks.json is out of date with" in err and "(<digest>)" in err
+    finally:
+        answer.write_text(text, encoding="utf-8")
+
+
+@needs_kernels
+def test_check_catches_a_key_the_grader_disagrees_with(tmp_path, capsys):
+    """A key whose softmax overflows for huge β: its own answers there are NaN, so graded as a student it loses
+    q3b's weights and finiteness, and --check names the exercise and the sub-tests."""
+    root = make_repo(tmp_path)
+    key = root / "answers" / "hw3.ipynb"
+    naive = "W = torch.exp(X @ X.T) / torch.exp(X @ X.T).sum(dim=1, keepdim=True)"
+    key.write_text(key.read_text(encoding="utf-8").replace("W = torch.softmax(X @ X.T, dim=1)", naive), encoding="utf-8")
+    assert naive in key.read_text(encoding="utf-8")
+    assert assign(root) == 0
+    capsys.readouterr()
+    assert assign(root, "--check") == 1
+    err = capsys.readouterr().err
+    assert "the grader gives the answer key 0.5 of 2 points for q3b" in err
+    assert "sub-test 'weights W'" in err and "sub-test 'finite for huge β'" in err
 
 
 def test_bad_answer_keys_give_one_line_errors(repo, capsys):
     (repo / "answers" / "broken.ipynb").write_text("{not json", encoding="utf-8")
-    assert hw3("assign") == 1
+    assert assign(repo) == 1
     err = capsys.readouterr().err
-    assert err.startswith("hw3 assign: error: answers/broken.ipynb is not a readable notebook") and err.count("\n") == 1
+    assert err.startswith(f"hw3 assign: error: {repo / 'answers' / 'broken.ipynb'} is not valid JSON") and \
+        err.count("\n") == 1
 
     (repo / "answers" / "broken.ipynb").unlink()
     answer = repo / "answers" / "hw3.ipynb"
-    answer.write_text(answer.read_text(encoding="utf-8").replace('check(\\"q3a\\"', 'check(\\"q9\\"'), encoding="utf-8")
-    assert hw3("assign") == 1
-    assert "check id 'q9' is not in hw3/grading/questions.py" in capsys.readouterr().err
-    assert hw3("assign", "--answers", "nowhere") == 1
-    assert "no answers folder at nowhere" in capsys.readouterr().err
+    text = answer.read_text(encoding="utf-8")
+    answer.write_text(text.replace('check(\\"q3a\\"', 'check(\\"q9\\"'), encoding="utf-8")
+    assert assign(repo) == 1
+    assert "check id 'q9' is not an automatic question in" in capsys.readouterr().err
+    answer.write_text(text, encoding="utf-8")
+    spec = repo / "answers" / "questions.toml"
+    spec.write_text(spec.read_text(encoding="utf-8") + '\n[[question]]\nid = "q3d"\ntitle = "Row sums"\n'
+                    'exercise = "value"\ntests = { "row sums" = 0.5 }\n', encoding="utf-8")
+    assert assign(repo) == 1
+    assert "q3d is an automatic question in" in capsys.readouterr().err
+    assert hw3("assign", "--answers", "nowhere", "--checks", repo / "checks.json") == 1
+    assert "nowhere/questions.toml is missing" in capsys.readouterr().err
+    assert hw3("assign") == 1  # a course outside hw3's checkout: its public checks file must be named
+    assert "pass --checks FILE" in capsys.readouterr().err
 
 
-def test_the_repository_notebooks_are_up_to_date(monkeypatch):
-    if not any((REPO / "answers").glob("*.ipynb")):
-        pytest.skip("answers/ has no answer keys yet")
+@needs_kernels
+def test_the_repository_is_assigned_and_the_grader_agrees_with_its_keys(monkeypatch):
     monkeypatch.chdir(REPO)
     assert hw3("assign", "--check") == 0
 
@@ -132,7 +191,7 @@ def test_the_repository_notebooks_are_up_to_date(monkeypatch):
 def test_run_metadata_of_the_key_does_not_reach_students():
     key = {"cell_type": "code", "id": "c1", "source": "x = 1", "outputs": [], "execution_count": 3,
            "metadata": {"execution": {"iopub.execute_input": "2026-11-26T10:44:41Z"}, "tags": ["keep"]}}
-    out = student_cell(key, None)
+    out = student_cell(key, None, HOMEWORK, "")
     assert out["metadata"] == {"tags": ["keep"]} and out["execution_count"] is None
     assert "execution" in key["metadata"], "the answer key's cell is not changed"
 
@@ -140,34 +199,38 @@ def test_run_metadata_of_the_key_does_not_reach_students():
 def test_point_labels_answer_ids_and_answer_key_only_cells():
     from hw3.grading.assign import AssignError, points_label, student_notebook
 
-    assert points_label(["q3b", "q3b.written"]) == "(3 points: 2 automatic, 1 graded by hand)"
-    assert points_label(["q1"]) == "(3 points, graded by hand)"
-    assert points_label(["q4.2b"]) == "(1 point)"
-    with pytest.raises(AssignError, match="'q9', which is not in hw3/grading/questions.py"):
-        points_label(["q9"])
+    assert points_label(["q3b", "q3b.written"], HOMEWORK) == "(3 points: 2 automatic, 1 graded by hand)"
+    assert points_label(["q1"], HOMEWORK) == "(3 points, graded by hand)"
+    assert points_label(["q4.2b"], HOMEWORK) == "(1 point)"
+    with pytest.raises(AssignError, match="'q9', which is not a question in"):
+        points_label(["q9"], HOMEWORK)
     key = {"cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "**(b) <!-- points q3b q3b.written -->** Compute"},
         {"cell_type": "markdown", "metadata": {}, "source": "<!-- BEGIN ANSWER q3b.written -->W → I<!-- END ANSWER -->"},
         {"cell_type": "code", "metadata": {"tags": ["answer-key-only"]}, "source": "print('y1 ≈ x1')", "outputs": []},
     ]}
-    cells = student_notebook(key)["cells"]
+    cells = student_notebook(key, HOMEWORK, "")["cells"]
     assert [c["source"] for c in cells] == ["**(b) (3 points: 2 automatic, 1 graded by hand)** Compute",
                                             "_Type your answer here._"]
     assert cells[1]["metadata"] == {"hw3": {"answer": "q3b.written"}}
-    with pytest.raises(AssignError, match="answer id 'q2' is not a manual question"):
+    with pytest.raises(AssignError, match="answer id 'q2' is not a hand-graded question"):
         student_notebook({"cells": [{"cell_type": "markdown", "metadata": {},
-                                     "source": "<!-- BEGIN ANSWER q2 -->x<!-- END ANSWER -->"}]})
+                                     "source": "<!-- BEGIN ANSWER q2 -->x<!-- END ANSWER -->"}]}, HOMEWORK, "")
 
 
-def test_the_released_notebooks_agree_with_the_registry():
-    import json
+def test_the_setup_cells_checks_line_gets_the_courses_digest():
+    key = {"cell_type": "code", "id": "setup", "metadata": {}, "outputs": [], "execution_count": 1,
+           "source": ["HW3_SOURCE = ''\n", "HW3_CHECKS = None  # hw3 assign writes it\n", "require(HW3_CHECKS)"]}
+    out = student_cell(key, None, HOMEWORK, "0123456789ab")
+    assert out["source"][1] == 'HW3_CHECKS = "0123456789ab"  # the checks this notebook was released with\n'
+    assert out["source"][0] == key["source"][0] and out["source"][2] == key["source"][2]
 
-    from hw3.grading.exercises.registry import BY_ID
 
+def test_the_released_notebooks_agree_with_questions_toml():
     root = Path(__file__).resolve().parents[1] / "notebooks"
     text = "".join(json.loads(p.read_text(encoding="utf-8"))["cells"].__repr__() for p in sorted(root.glob("*.ipynb")))
     assert "(3 points: 2 automatic, 1 graded by hand)" in text and "points q" not in text
     assert "y1, y2, y3 ≈" not in text  # the Q3(b) demo that prints the written answer stays in the key
     answered = [c["metadata"]["hw3"]["answer"] for p in sorted(root.glob("*.ipynb"))
                 for c in json.loads(p.read_text(encoding="utf-8"))["cells"] if "hw3" in c.get("metadata", {})]
-    assert sorted(answered) == sorted(q for q, v in BY_ID.items() if v.kind == "manual")
+    assert sorted(answered) == sorted(q.id for q in HOMEWORK.manual())

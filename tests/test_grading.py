@@ -15,10 +15,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
+from grading_helpers import (FIXTURE, answer_key, cell, grade_all, hw3, insert_before, mini_homework, rows,
+                             write_answers, write_course)
 
-from hw3.grading.assign import generate, render, student_notebook, write
-from hw3.grading.exercises.registry import QUESTIONS
+from hw3.grading.assign import render, student_notebook
 from hw3.grading.results import GRADER_VERSION
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
@@ -49,7 +49,7 @@ sys.meta_path.insert(0, FakeHarness())'''
 
 def generated_cell(cell_id: str) -> str:
     """The source of a cell of the student notebook that `hw3 assign` makes from the fixture."""
-    nb = json.loads(render(student_notebook(json.loads(FIXTURE.read_text(encoding="utf-8")))))
+    nb = json.loads(render(student_notebook(json.loads(FIXTURE.read_text(encoding="utf-8")), mini_homework(), "")))
     return "".join(next(c for c in nb["cells"] if c["id"] == cell_id)["source"])
 
 
@@ -136,14 +136,12 @@ def test_an_unsolved_exercise_costs_only_its_own_points(graded):
     assert "cell 5 raised NotImplementedError: q2: write your solution here" in report["notes"]
 
 
-def test_manual_and_unchecked_questions(graded):
+def test_manual_questions_are_listed_with_their_rubric(graded):
     report = rows(graded["reports"]["correct"])
-    for q in QUESTIONS:
-        if q.kind == "manual":
-            assert report[q.id] == {"id": q.id, "title": q.title, "points": 0, "max_points": q.max_points,
-                                    "status": "manual", "message": "graded by hand", "tests": [], "rubric": q.rubric}
-        elif q.id not in CHECKED:
-            assert report[q.id]["status"] == "failed" and "reference notebooks have no check cell" in report[q.id]["message"]
+    assert set(report) == {q.id for q in mini_homework().questions}
+    for q in mini_homework().manual():
+        assert report[q.id] == {"id": q.id, "title": q.title, "points": 0, "max_points": q.max_points,
+                                "status": "manual", "message": "graded by hand", "tests": [], "rubric": q.rubric}
 
 
 def test_tampering_earns_nothing(graded):
@@ -191,9 +189,11 @@ def test_json_report_shape(graded):
     report = graded["reports"]["correct"]
     assert set(report) == {"submission", "student", "questions", "total", "max_total", "notes", "sandboxed",
                            "grader_version", "digest", "seconds"}
-    assert report["max_total"] == 30 and report["student"] == "correct" and report["grader_version"] == GRADER_VERSION
+    homework = mini_homework()
+    assert report["max_total"] == homework.max_total and report["student"] == "correct"
+    assert report["grader_version"] == GRADER_VERSION
     assert report["sandboxed"] is True and len(report["digest"]) == 64
-    assert [q["id"] for q in report["questions"]] == [q.id for q in QUESTIONS]
+    assert [q["id"] for q in report["questions"]] == [q.id for q in homework.questions]
     assert all(set(q) == {"id", "title", "points", "max_points", "status", "message", "tests", "rubric"}
                for q in report["questions"])
     q4_3a = rows(report)["q4.3a"]
@@ -203,7 +203,7 @@ def test_json_report_shape(graded):
 def test_csv_has_one_row_per_student(graded):
     with open(graded["out"] / "grades.csv", newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == ["student", *(q.id for q in QUESTIONS), "total"]
+    assert list(table[0]) == ["student", *(q.id for q in mini_homework().questions), "total"]
     by_student = {row["student"]: row for row in table}
     assert set(by_student) == set(graded["reports"])
     assert by_student["correct"]["total"] == "6" and by_student["wrong_q3a"]["q3a"] == "0"
@@ -215,14 +215,21 @@ def test_gradescope_results_shape(graded):
     correct = next(r for r in results if r["score"] == 6)
     assert set(correct) == {"tests", "score", "execution_time", "output", "output_format"}
     assert all(set(t) == {"name", "score", "max_score", "status", "visibility", "output"} for t in correct["tests"])
-    assert {t["status"] for t in correct["tests"] if t["score"] == t["max_score"]} == {"passed"}
-    assert {t["status"] for t in correct["tests"] if t["score"] < t["max_score"]} == {"failed"}
-    assert sum(t["max_score"] for t in correct["tests"]) == 23  # the auto questions only
+    assert {t["status"] for t in correct["tests"]} == {"passed"}
+    wrong = next(r for r in results if r["score"] == 6 - 0.5)
+    assert {(t["name"].split(":")[0], t["status"]) for t in wrong["tests"] if t["score"] < t["max_score"]} == \
+        {("q3a", "failed")}
+    assert sum(t["max_score"] for t in correct["tests"]) == sum(CHECKED.values())  # the auto questions only
 
 
-def test_nbval_fails_exactly_the_graded_cells_of_a_student_notebook(graded, tmp_path):
+def test_nbval_passes_the_answer_key_and_fails_only_the_cells_that_raise_in_a_student_notebook(graded, tmp_path):
+    """The key's check cells print their stored line again (nbval compares it); a student notebook's check cells
+    print and never raise, so nbval fails only the stubs and what uses them."""
     root = graded["root"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    checks = tmp_path / "checks.json"  # the mini course's public checks, which its check cells use
+    assert hw3("assign", "--answers", root / "answers", "--notebooks", root / "notebooks", "--checks", checks) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "HW3_PUBLIC_CHECKS": str(checks)}
     run = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q", "-rA",
                           "answers/hw3.ipynb", "notebooks/hw3.ipynb"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=300)
@@ -231,20 +238,20 @@ def test_nbval_fails_exactly_the_graded_cells_of_a_student_notebook(graded, tmp_
     answers = {k: v for k, v in results.items() if k.startswith("answers/")}
     student = {k for k, v in results.items() if k.startswith("notebooks/") and v == "FAILED"}
     assert answers and set(answers.values()) == {"PASSED"}, run.stdout[-2000:]
-    # code cells: 0 setup, 1 q2 solution, 2 q2 check, 3 q2 demo (uses q2, so it fails too), 4 q3a solution,
-    # 5 check, 6 q3b stub, 7 check, 8 q4.3a solution, 9 check
-    assert student == {f"notebooks/hw3.ipynb::Cell {i}" for i in (2, 3, 5, 6, 7, 9)}, run.stdout[-2000:]
+    # code cells: 0 setup, 1 q2 solution, 2 q2 check, 3 q2 demo (uses the q2 stub), 4 q3a solution, 5 check,
+    # 6 q3b stub (the whole def is the region), 7 check (its name is undefined), 8 q4.3a solution, 9 check
+    assert student == {f"notebooks/hw3.ipynb::Cell {i}" for i in (3, 6, 7)}, run.stdout[-2000:]
 
 
 def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, capsys):
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    assert hw3("grade", tmp_path / "missing.ipynb", "--reference", ref, "--key-file", tmp_path / "key") == 1
+    answers = write_answers(tmp_path)
+    assert hw3("grade", tmp_path / "missing.ipynb", "--answers", answers, "--key-file", tmp_path / "key") == 1
     assert capsys.readouterr().err == f"hw3 grade: error: no such file or folder: {tmp_path / 'missing.ipynb'}\n"
-    assert hw3("grade", FIXTURE, "--reference", tmp_path / "nowhere") == 1
-    assert "no reference notebooks folder" in capsys.readouterr().err
-    assert hw3("grade", FIXTURE, "--reference", ref, "--json", tmp_path / "no" / "dir.json") == 1
+    assert hw3("grade", FIXTURE, "--answers", tmp_path / "nowhere") == 1
+    assert capsys.readouterr().err == (f"hw3 grade: error: {tmp_path / 'nowhere' / 'questions.toml'} is missing: the "
+                                       f"answer keys' folder must hold questions.toml with the homework's questions "
+                                       f"and points (see the README, 'For instructors')\n")
+    assert hw3("grade", FIXTURE, "--answers", answers, "--json", tmp_path / "no" / "dir.json") == 1
     assert "the folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         hw3("grade", FIXTURE, "--timeout", "-1")
@@ -263,15 +270,15 @@ def split_answer_key() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
 
 def test_a_homework_in_several_notebooks_is_graded_per_student_folder(tmp_path):
     first, second = split_answer_key()
-    (tmp_path / "answers").mkdir()
+    write_answers(tmp_path)
+    (tmp_path / "answers" / "hw3.ipynb").unlink()
     for folder in ("answers", "alice", "bob"):
         (tmp_path / folder).mkdir(exist_ok=True)
         nbformat.write(first, tmp_path / folder / "part1.ipynb")
         if folder != "bob":
             nbformat.write(second, tmp_path / folder / "part2.ipynb")
-    write(generate(tmp_path / "answers", tmp_path / "notebooks"))
-    assert hw3("grade", tmp_path / "alice", tmp_path / "bob", "--timeout", "20", "--reference",
-               tmp_path / "notebooks", "--json", tmp_path / "grades.json", "--csv", tmp_path / "grades.csv",
+    assert hw3("grade", tmp_path / "alice", tmp_path / "bob", "--timeout", "20", "--answers",
+               tmp_path / "answers", "--json", tmp_path / "grades.json", "--csv", tmp_path / "grades.csv",
                "--key-file", tmp_path / "key", "--store", tmp_path / "grades.sqlite") == 0
     alice, bob = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
     assert checked(alice) == {qid: (points, "passed") for qid, points in CHECKED.items()}
@@ -288,13 +295,11 @@ def test_a_grader_crash_on_one_notebook_spares_the_others(tmp_path, monkeypatch,
         raise RuntimeError("boom")
 
     monkeypatch.setattr(batch, "grade_submission", crash)
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
+    answers = write_answers(tmp_path)
     copies = [tmp_path / "alice.ipynb", tmp_path / "bob.ipynb"]
     for copy in copies:
         copy.write_bytes(FIXTURE.read_bytes())
-    assert hw3("grade", *copies, "--reference", ref, "--json", tmp_path / "grades.json",
+    assert hw3("grade", *copies, "--answers", answers, "--json", tmp_path / "grades.json",
                "--key-file", tmp_path / "key", "--store", tmp_path / "grades.sqlite") == 0
     reports = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))
     assert [r["notes"] for r in reports] == [["grading crashed (RuntimeError: boom): report it to the course staff"]] * 2

@@ -63,8 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of answer-key notebooks and questions.toml (default: answers)")
     assign.add_argument("--notebooks", type=Path, default=Path("notebooks"), metavar="DIR",
                         help="folder of student notebooks to write (default: notebooks)")
-    assign.add_argument("--checks", type=Path, default=PUBLIC_FILE, metavar="FILE",
-                        help="the public checks file to write (default: the one inside this hw3 package)")
+    assign.add_argument("--checks", type=Path, default=None, metavar="FILE",
+                        help="the public checks file to write (default: the one inside this hw3 package, when it "
+                             "is the checkout that holds --answers)")
     assign.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming each file that is out of date, each question without a "
                              "check cell, and each sub-test the grader fails an answer key on")
@@ -180,6 +181,7 @@ def run_assign(args: argparse.Namespace) -> int:
     from .release import key_marks, notebooks, render_checks, stale_checks, unchecked
 
     course = load_course(args.answers)
+    args.checks = args.checks or _package_checks(args.answers)
     problems = unchecked(course)
     expected = notebooks(course, args.notebooks)
     sandboxed = available() is None
@@ -213,6 +215,17 @@ def run_assign(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     print(f"{len(expected) + 1 - len(written)} of {len(expected) + 1} files were already up to date")
     return EXIT_OK
+
+
+def _package_checks(answers: Path) -> Path:
+    """The public checks file inside this hw3 package, when its checkout holds `answers` (the course repository);
+    else an HW3Error asking for --checks (a course elsewhere must not write into an installed package)."""
+    from hw3.errors import HW3Error
+
+    if PUBLIC_FILE.parents[3] / "answers" == answers.resolve():
+        return PUBLIC_FILE
+    raise HW3Error(f"{answers} is not the answers folder of the checkout this hw3 runs from "
+                   f"({PUBLIC_FILE.parents[3]}): pass --checks FILE for its public checks")
 
 
 def _read_json(path: Path) -> dict:

@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import os
+import random
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,22 @@ def probe_quietly(exercise: Exercise, inputs: dict, args: tuple, kwargs: dict) -
     """exercise.probe(inputs, *args, **kwargs) with the student's prints swallowed."""
     with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()):
         return exercise.probe(inputs, *args, **kwargs)
+
+
+def key_answer(exercise: Exercise, args: tuple, kwargs: dict, seed: int) -> dict:
+    """The answer key's side of one exercise for one seed, with the key's objects `args`/`kwargs`: {"inputs" drawn
+    from the seed (asking the key's probe where the exercise needs it), "outputs" of the key's probe on them,
+    "mistakes" of hw3's table}. ValueError when the objects do not fit the probe."""
+    problem = bind(exercise, args, kwargs)
+    if problem:
+        raise ValueError(problem)
+
+    def key(candidates: dict) -> Any:
+        return probe_quietly(exercise, candidates, args, kwargs)
+
+    inputs = exercise.inputs(random.Random(seed), key)
+    outputs = key(inputs)
+    return {"inputs": inputs, "outputs": outputs, "mistakes": exercise.mistakes(inputs, outputs, *args)}
 
 
 def score_safely(question: Question, inputs: dict, outputs: Any, expected: dict) -> QuestionResult:

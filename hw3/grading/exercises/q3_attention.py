@@ -103,7 +103,8 @@ class Attention(Exercise):
                 if not all_close(W, W_key, rel=1e-5, abs_=1e-8):
                     hw3 = mistakes.get("hw3")
                     hint = _hint(W, index, mistakes) if hw3 and all_close(hw3[index], W_key, 1e-9, 1e-12) else ""
-                    marks.fail(weights, f"{shown}: W = {fmt(W)}, expected {fmt(W_key)}", shown, hint)
+                    for name in [weights, finite] if case["huge"] else [weights]:  # finite but wrong is no pass
+                        marks.fail(name, f"{shown}: W = {fmt(W)}, expected {fmt(W_key)}", shown, hint)
                 if not all_close(Y, matmul(W, X), rel=1e-5, abs_=1e-6) and all(math.isfinite(v) for v in flat(W)):
                     marks.fail(outputs_test, f"{shown}: Y is not W X for the returned W (W X = {fmt(matmul(W, X))})",
                                shown, "Y is the weighted sum of the tokens: Y = W @ X")

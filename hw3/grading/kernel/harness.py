@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import stat
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exercises.base import describe_exception, one_line
-from ..exercises.checks import bind, probe_quietly
+from ..exercises.checks import bind, key_answer, probe_quietly
 from ..exercises.registry import KINDS
 
 _CELL = '''\
@@ -112,17 +111,7 @@ def run_probes(requests: str, namespace: dict, nonce: str, limit: float, folder:
 def answer(request: dict, namespace: dict) -> dict:
     """The answer key's {"inputs", "outputs", "mistakes"} for one (student, question) request."""
     args, kwargs = _objects(request, namespace)
-    exercise = KINDS[request["exercise"]](**request["options"])
-    problem = bind(exercise, args, kwargs)
-    if problem:
-        raise ValueError(problem)
-
-    def key(candidates: dict) -> Any:
-        return probe_quietly(exercise, candidates, args, kwargs)
-
-    inputs = exercise.inputs(random.Random(request["seed"]), key)
-    outputs = key(inputs)
-    return {"inputs": inputs, "outputs": outputs, "mistakes": exercise.mistakes(inputs, outputs, *args)}
+    return key_answer(KINDS[request["exercise"]](**request["options"]), args, kwargs, request["seed"])
 
 
 def run_reference(requests: str, namespace: dict, nonce: str, limit: float, folder: str) -> None:
