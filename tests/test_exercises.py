@@ -1,26 +1,34 @@
 """Every automatic question against correct solutions in several styles and its common mistakes.
 
-Each exercise's inputs, probe and scorer run in this process (`run_exercise`, what a notebook's check cell
-does), on seeded inputs. A correct solution must get every point; a planted mistake must lose exactly the
-sub-test it belongs to, with its hint. `test_grading_end_to_end.py` runs the same table through `hw3 grade`.
+Each exercise runs here in one process the way grading splits it: the answer key's side (`key_answer`: inputs
+drawn from a seed, the key's probe outputs, hw3's table of mistakes) with a key written as the shipped answer keys
+write it, then the student's probe and the scorer (`run_check`, what a notebook's check cell does). A correct
+solution must get every point; a planted mistake must lose exactly the sub-test it belongs to, with its hint.
+`test_grading_end_to_end.py` runs the same table through `hw3 grade`.
 """
 
 from __future__ import annotations
 
 import math
-import random
+from pathlib import Path
 
 import pytest
 import torch
+from grading_helpers import load_homework_file
 
-from hw3.grading.exercises.checks import run_exercise, summary_line
-from hw3.grading.exercises.registry import BY_ID, QUESTIONS, auto_questions, max_total
+from hw3.grading.exercises.checks import key_answer, run_check, score_safely, summary_line
+from hw3.sentiment import training
 from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
 
+HOMEWORK = load_homework_file(Path(__file__).resolve().parents[1] / "answers" / "questions.toml")
 
-def grade(qid: str, *objects, seed: int = 7, **kwargs):
-    """The QuestionResult of question `qid` for these objects, on inputs seeded by `seed`."""
-    return run_exercise(qid, objects, kwargs, random.Random(seed))
+
+def grade(qid: str, *objects, key: tuple, seed: int = 7, graded: bool = False):
+    """The QuestionResult of question `qid` for the student's `objects` against the answer key's objects `key`, on
+    the inputs of `seed`: as a notebook's public check does it (or as `hw3 grade` does, `graded`)."""
+    question = HOMEWORK.by_id[qid]
+    answer = key_answer(question.exercise, key, {}, seed)
+    return run_check(question, answer["inputs"], {**answer, "public": not graded}, objects, {})
 
 
 def lost(result) -> dict[str, str]:
@@ -30,7 +38,7 @@ def lost(result) -> dict[str, str]:
 
 def assert_full(result) -> None:
     assert result.status == "passed", summary_line(result)
-    assert result.points == result.max_points == BY_ID[result.id].max_points
+    assert result.points == result.max_points == HOMEWORK.by_id[result.id].max_points
 
 
 def assert_loses(result, test: str, hint: str) -> None:
@@ -42,16 +50,18 @@ def assert_loses(result, test: str, hint: str) -> None:
     assert result.points == pytest.approx(expected)
 
 
-# The registry -------------------------------------------------------------------------------------------
+# The homework's points ---------------------------------------------------------------------------------
 
-def test_registry_points():
-    totals = {part: sum(q.max_points for q in QUESTIONS if q.id.startswith(part)) for part in ("q1", "q2", "q3", "q4")}
-    assert totals == {"q1": 3, "q2": 3, "q3": 4, "q4": 20}
-    assert max_total() == 30
-    assert sum(q.max_points for q in auto_questions()) == 23
-    for q in auto_questions():
-        assert q.exercise.tests and q.max_points == sum(t.points for t in q.exercise.tests)
-    assert all(q.rubric for q in QUESTIONS if q.kind == "manual")
+def test_questions_toml_sets_every_point():
+    totals = {part: sum(q.max_points for q in HOMEWORK.questions if q.id.startswith(part))
+              for part in ("q1", "q2", "q3", "q4")}
+    assert sum(totals.values()) == HOMEWORK.max_total
+    assert sum(q.max_points for q in HOMEWORK.automatic()) + sum(q.max_points for q in HOMEWORK.manual()) == \
+        HOMEWORK.max_total
+    for q in HOMEWORK.automatic():
+        assert q.tests and q.max_points == sum(t.points for t in q.tests)
+        assert [t.name for t in q.tests] == list(type(q.exercise).tests)
+    assert all(q.rubric for q in HOMEWORK.manual())
 
 
 # Q2 ------------------------------------------------------------------------------------------------------
@@ -87,21 +97,42 @@ def rnn_tie_rounded(xs):
     return float(round(rnn_loop(xs)))  # rounds σ(0) = 0.5 to 0
 
 
+def rnn_plus(xs):
+    """The recurrence of an edited homework: h_t = x_t + h_{t−1}."""
+    h = 0
+    for x in xs:
+        h = x + h
+    return float(torch.sigmoid(torch.tensor(1000.0 * h, dtype=torch.float64)))
+
+
+KEY_Q2 = (rnn_loop,)
+
+
 @pytest.mark.parametrize("solution", [rnn_loop, rnn_closed_form_even])
 def test_q2_correct(solution):
-    assert_full(grade("q2", solution))
+    assert_full(grade("q2", solution, key=KEY_Q2))
 
 
-def test_q2_inputs_are_even_length():
-    inputs = BY_ID["q2"].exercise.inputs(random.Random(3))
-    assert all(len(xs) % 2 == 0 for part in inputs.values() for xs in part)
+def test_q2_inputs_are_even_length_with_ties_under_the_keys_recurrence():
+    answer = key_answer(HOMEWORK.by_id["q2"].exercise, KEY_Q2, {}, 3)
+    assert all(len(xs) % 2 == 0 for part in answer["inputs"].values() for xs in part)
+    assert [r["value"] for r in answer["outputs"]["ties"]] == [0.5, 1.0, 0.5, 0.0, 0.5]
+    plus = key_answer(HOMEWORK.by_id["q2"].exercise, (rnn_plus,), {}, 3)  # an edited homework: h_t = x_t + h_{t−1}
+    assert [r["value"] for r in plus["outputs"]["ties"]] == [0.5, 1.0, 0.5, 0.0, 0.5]
+    assert all(sum(xs) == 0 for xs in plus["inputs"]["ties"][::2])
 
 
 def test_q2_mistakes():
-    assert "sign is flipped" in lost(grade("q2", rnn_flipped))["y_T on even-length sequences"]
-    assert "σ(1000·h_T)" in lost(grade("q2", rnn_hidden))["y_T on even-length sequences"]
-    assert_loses(grade("q2", rnn_tie_rounded), "ties (h_T = 0) and near-ties (h_T = ±1)", "σ(0) = 0.5")
-    assert grade("q2", lambda xs: 0.5).points == 0
+    assert "sign is flipped" in lost(grade("q2", rnn_flipped, key=KEY_Q2))["y_T on even-length sequences"]
+    assert "σ(1000·h_T)" in lost(grade("q2", rnn_hidden, key=KEY_Q2))["y_T on even-length sequences"]
+    assert_loses(grade("q2", rnn_tie_rounded, key=KEY_Q2), "ties (h_T = 0) and near-ties (h_T = ±1)", "σ(0) = 0.5")
+    assert grade("q2", lambda xs: 0.5, key=KEY_Q2).points == 0
+
+
+def test_q2_follows_an_edited_key_and_never_shows_a_hint_of_the_old_homework():
+    assert_full(grade("q2", rnn_plus, key=(rnn_plus,)))
+    result = grade("q2", rnn_loop, key=(rnn_plus,))  # last year's solution
+    assert result.points < result.max_points and not any(lost(result).values())
 
 
 # Q3 ------------------------------------------------------------------------------------------------------
@@ -145,24 +176,36 @@ def attention_wrong_y(X):
     return W, X
 
 
-@pytest.mark.parametrize("solution", [norms_list, norms_tensor])
+def attention_rows(X):
+    """W and Y as lists of row tensors."""
+    W, Y = attention_shifted(X)
+    return list(W), list(Y)
+
+
+def norms_zero_d(beta):
+    """A list of 0-d tensors."""
+    return [torch.tensor(2.0).sqrt() * beta, torch.tensor(float(beta)), torch.tensor(2.0).sqrt() * beta]
+
+
+@pytest.mark.parametrize("solution", [norms_list, norms_tensor, norms_zero_d])
 def test_q3a_correct(solution):
-    assert_full(grade("q3a", solution))
+    assert_full(grade("q3a", solution, key=(norms_list,)))
 
 
 def test_q3a_mistake():
-    assert "square root" in lost(grade("q3a", lambda b: [2 * b * b, b * b, 2 * b * b]))["norms"]
+    assert "square root" in lost(grade("q3a", lambda b: [2 * b * b, b * b, 2 * b * b], key=(norms_list,)))["norms"]
 
 
-@pytest.mark.parametrize("solution", [attention_shifted, attention_manual])
+@pytest.mark.parametrize("solution", [attention_shifted, attention_manual, attention_rows])
 def test_q3b_correct(solution):
-    assert_full(grade("q3b", solution))
+    assert_full(grade("q3b", solution, key=(attention_shifted,)))
 
 
 def test_q3b_mistakes():
-    assert "dim=1" in lost(grade("q3b", attention_columns))["weights W"]
-    assert_loses(grade("q3b", attention_overflow), "finite for huge β", "subtract each row's maximum")
-    assert_loses(grade("q3b", attention_wrong_y), "outputs Y = W X", "Y = W @ X")
+    key = (attention_shifted,)
+    assert_loses(grade("q3b", attention_columns, key=key), "weights W", "dim=1")  # its Y is its own W X
+    assert_loses(grade("q3b", attention_overflow, key=key), "finite for huge β", "subtract each row's maximum")
+    assert_loses(grade("q3b", attention_wrong_y, key=key), "outputs Y = W X", "Y = W @ X")
 
 
 # Q4.1 and Q4.2 -------------------------------------------------------------------------------------------
@@ -176,58 +219,67 @@ def homework_model():
     return model
 
 
+SAMPLE = ([0] * 196, [0] * 84, [0] * 120)  # the embedded sample's splits, as the key loaded them
+KEY_SIZES = ((196, 84, 120), SAMPLE)
+
+
 def test_q4_1(bundled_tokenizer):
-    assert_full(grade("q4.1a", len(bundled_tokenizer.vocab)))
-    assert_full(grade("q4.1a", bundled_tokenizer.vocab_size))
-    assert "longest input" in lost(grade("q4.1a", 512))["vocabulary size"]
-    assert_full(grade("q4.1b", (196, 84, 120), None))
-    assert "30%" in lost(grade("q4.1b", (280, 84, 120), None))["split sizes"]
+    key = (len(bundled_tokenizer.vocab),)
+    assert_full(grade("q4.1a", len(bundled_tokenizer.vocab), key=key))
+    assert_full(grade("q4.1a", bundled_tokenizer.vocab_size, key=key))
+    assert "longest input" in lost(grade("q4.1a", 512, key=key))["vocabulary size"]
+    assert_full(grade("q4.1b", (196, 84, 120), None, key=KEY_SIZES))
+    assert "before the split" in lost(grade("q4.1b", (280, 84, 120), None, key=KEY_SIZES))["split sizes"]
     imdb = ([0] * 17500, [0] * 7500, [0] * 25000)  # the notebook's own data: in Colab, full IMDB
-    assert_full(grade("q4.1b", (17500, 7500, 25000), imdb))
-    assert "expected (17500, 7500, 25000)" in grade("q4.1b", (196, 84, 120), imdb).tests[0].message
+    assert_full(grade("q4.1b", (17500, 7500, 25000), imdb, key=KEY_SIZES))
+    assert "expected (17500, 7500, 25000)" in grade("q4.1b", (196, 84, 120), imdb, key=KEY_SIZES).tests[0].message
 
 
-def test_q4_1b_when_graded_expects_the_graders_own_corpus():
-    """`hw3 grade` expects the sizes of the grading corpus (the grading build's sample), whatever `splits`
-    the notebook passes."""
-    from hw3.grading.exercises.checks import score_safely
-    from hw3.grading.kernel.corpus import grading_splits
-
-    exercise = BY_ID["q4.1b"].exercise
-    inputs = exercise.grader_inputs(random.Random(1))
-    expected = tuple(len(part) for part in grading_splits())
-    assert expected == (11, 5, 8)
-    made_up = ([0] * 196, [0] * 84, [0] * 120)
-    assert score_safely("q4.1b", inputs, exercise.probe(inputs, expected, made_up)).status == "passed"
-    result = score_safely("q4.1b", inputs, exercise.probe(inputs, (196, 84, 120), made_up))
+def test_q4_1b_when_graded_expects_the_keys_sizes_whatever_splits_the_notebook_passes():
+    """In `hw3 grade` both kernels load the same grading corpus: the key's sizes there are the expectation."""
+    key = ((11, 5, 8), ([0] * 11, [0] * 5, [0] * 8))
+    assert grade("q4.1b", (11, 5, 8), SAMPLE, key=key, graded=True).status == "passed"
+    result = grade("q4.1b", (196, 84, 120), SAMPLE, key=key, graded=True)
     assert result.points == 0 and "expected (11, 5, 8)" in result.tests[0].message
 
 
 def test_q4_2a(homework_model):
-    assert_full(grade("q4.2a", homework_model))
+    key = (homework_model,)
+    assert_full(grade("q4.2a", homework_model, key=key))
     one_layer = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 1, True, 0.25)
-    assert_loses(grade("q4.2a", one_layer), "GRU: 2 bidirectional layers of 256", "N_LAYERS = 2")
+    assert_loses(grade("q4.2a", one_layer, key=key), "GRU layers, hidden size and direction", "N_LAYERS")
     two_outputs = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 2, 2, True, 0.25)
-    assert_loses(grade("q4.2a", two_outputs), "one output", "OUTPUT_DIM = 1")
-    assert_loses(grade("q4.2a", BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.5)),
-                 "dropout 0.25", "")
+    assert_loses(grade("q4.2a", two_outputs, key=key), "output size", "one logit per review")
+    assert_loses(grade("q4.2a", BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.5), key=key),
+                 "dropout", "DROPOUT")
+    edited = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 128, 1, 2, True, 0.25)  # a key with hidden size 128
+    assert_full(grade("q4.2a", edited, key=(edited,)))
+    assert_loses(grade("q4.2a", homework_model, key=(edited,)), "GRU layers, hidden size and direction",
+                 "HIDDEN_DIM")
+
+
+def count_trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def test_q4_2b():
-    assert_full(grade("q4.2b", lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)))
-    assert_full(grade("q4.2b", lambda m: sum(map(torch.numel, filter(lambda p: p.requires_grad, m.parameters())))))
-    assert "requires_grad" in lost(grade("q4.2b", lambda m: sum(p.numel() for p in m.parameters())))[
+    key = (count_trainable,)
+    assert_full(grade("q4.2b", count_trainable, key=key))
+    assert_full(grade("q4.2b", lambda m: sum(map(torch.numel, filter(lambda p: p.requires_grad, m.parameters()))),
+                      key=key))
+    assert "require gradients" in lost(grade("q4.2b", lambda m: sum(p.numel() for p in m.parameters()), key=key))[
         "counts trainable parameters"]
 
 
 def test_q4_2c(homework_model):
-    assert_full(grade("q4.2c", homework_model))
+    key = (homework_model,)
+    assert_full(grade("q4.2c", homework_model, key=key))
     nothing = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.25)
-    assert_loses(grade("q4.2c", nothing), "BERT frozen", "frozen nothing")
+    assert_loses(grade("q4.2c", nothing, key=key), "BERT frozen", "requires_grad = False")
     everything = BERTGRUSentiment(tiny_bert(0, vocab_size=100), 256, 1, 2, True, 0.25)
     for p in everything.parameters():
         p.requires_grad = False
-    assert_loses(grade("q4.2c", everything), "GRU and linear layer trainable", "freeze only")
+    assert_loses(grade("q4.2c", everything, key=key), "GRU and linear layer trainable", "freeze only")
 
 
 # Q4.3 ----------------------------------------------------------------------------------------------------
@@ -246,15 +298,18 @@ def accuracy_positive_logit(preds, y):
 
 @pytest.mark.parametrize("solution", [accuracy_round, accuracy_ge, accuracy_positive_logit])
 def test_q4_3a_correct(solution):
-    assert_full(grade("q4.3a", solution))
+    assert_full(grade("q4.3a", solution, key=(accuracy_round,)))
 
 
 def test_q4_3a_mistakes():
-    assert_loses(grade("q4.3a", lambda p, y: 100 * accuracy_round(p, y)), "a fraction in [0, 1]", "percentage")
-    assert_loses(grade("q4.3a", lambda p, y: (torch.round(p) == y).float().mean()), "rounds the sigmoid",
+    key = (accuracy_round,)
+    assert_loses(grade("q4.3a", lambda p, y: 100 * accuracy_round(p, y), key=key), "a fraction in [0, 1]", "percentage")
+    assert_loses(grade("q4.3a", lambda p, y: (torch.round(p) == y).float().mean(), key=key), "rounds the sigmoid",
                  "without a sigmoid")
-    assert_loses(grade("q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().sum()),
+    assert_loses(grade("q4.3a", lambda p, y: (torch.round(torch.sigmoid(p)) == y).float().sum(), key=key),
                  "a fraction in [0, 1]", "divide")
+    # a wrong fraction is still a fraction: it loses the computation only
+    assert_loses(grade("q4.3a", lambda p, y: torch.tensor(0.5), key=key), "rounds the sigmoid", "")
 
 
 def train_reference_style(model, iterator, optimizer, criterion):
@@ -327,13 +382,15 @@ def binary_accuracy(preds, y):
 
 @pytest.mark.parametrize("solution", [train_reference_style, train_list_style])
 def test_q4_3b_correct(solution):
-    assert_full(grade("q4.3b", solution))
+    assert_full(grade("q4.3b", solution, key=(training.train,)))
 
 
 def test_q4_3b_mistakes():
-    assert_loses(grade("q4.3b", train_without_zero_grad), "updates the model like the reference", "zero_grad")
-    assert_loses(grade("q4.3b", train_sum), "mean loss and accuracy", "len(iterator)")
-    assert_loses(grade("q4.3b", train_no_mode), "train mode with gradients", "model.train()")
+    key = (training.train,)
+    assert_loses(grade("q4.3b", train_without_zero_grad, key=key), "updates the model like the answer key",
+                 "zero_grad")
+    assert_loses(grade("q4.3b", train_sum, key=key), "mean loss and accuracy", "len(iterator)")
+    assert_loses(grade("q4.3b", train_no_mode, key=key), "train mode with gradients", "model.train()")
 
 
 def evaluate_reference_style(model, iterator, criterion):
@@ -372,28 +429,34 @@ def evaluate_with_grad(model, iterator, criterion):
 
 @pytest.mark.parametrize("solution", [evaluate_reference_style, evaluate_decorated])
 def test_q4_3c_correct(solution):
-    assert_full(grade("q4.3c", solution))
+    assert_full(grade("q4.3c", solution, key=(training.evaluate,)))
 
 
 def test_q4_3c_mistakes():
-    assert_loses(grade("q4.3c", evaluate_train_mode), "eval mode", "model.eval()")
-    assert_loses(grade("q4.3c", evaluate_with_grad), "no gradients, model unchanged", "torch.no_grad()")
+    key = (training.evaluate,)
+    assert_loses(grade("q4.3c", evaluate_train_mode, key=key), "eval mode", "model.eval()")
+    assert_loses(grade("q4.3c", evaluate_with_grad, key=key), "no gradients, model unchanged", "torch.no_grad()")
 
 
 def test_q4_3d(tmp_path, homework_model):
     four_keys = [{"train_loss": 0.6, "train_acc": 0.7, "valid_loss": 0.5, "valid_acc": 0.8}] * 3
     checkpoint = tmp_path / "best.pt"
     torch.save(homework_model.head_state_dict(), checkpoint)
-    assert_full(grade("q4.3d", four_keys, checkpoint, homework_model))  # exactly the four keys the text names
+    key = (four_keys, checkpoint, homework_model)
+    assert_full(grade("q4.3d", four_keys, checkpoint, homework_model, key=key))  # exactly the four keys named
     with_epoch = [{"epoch": i + 1, **record} for i, record in enumerate(four_keys)]
     whole = tmp_path / "whole.pt"
     torch.save(homework_model.state_dict(), whole)
-    assert_full(grade("q4.3d", with_epoch, str(whole), homework_model))
+    assert_full(grade("q4.3d", with_epoch, str(whole), homework_model, key=key))
     percentages = [{**record, "train_acc": 70.0, "valid_acc": 80.0} for record in four_keys]
-    assert_full(grade("q4.3d", percentages, checkpoint, homework_model))  # q4.3a's mistake, charged there only
+    assert_full(grade("q4.3d", percentages, checkpoint, homework_model, key=key))  # q4.3a's mistake, charged there
     missing = [{k: v for k, v in record.items() if k != "valid_acc"} for record in four_keys]
-    assert_loses(grade("q4.3d", missing, checkpoint, homework_model), "the four values of each epoch", "valid_acc")
-    assert_loses(grade("q4.3d", four_keys, tmp_path / "nowhere.pt", homework_model), "the best model saved", "")
+    assert_loses(grade("q4.3d", missing, checkpoint, homework_model, key=key), "the four values of each epoch",
+                 "valid_acc")
+    assert_loses(grade("q4.3d", four_keys, tmp_path / "nowhere.pt", homework_model, key=key), "the best model saved",
+                 "")
+    assert_loses(grade("q4.3d", four_keys[:1], checkpoint, homework_model, key=key), "one record per epoch",
+                 "inside the loop")
 
 
 # Q4.4 ----------------------------------------------------------------------------------------------------
@@ -454,7 +517,7 @@ def predict_dropout_on(model, tokenizer, sentence):
 
 @pytest.mark.parametrize("solution", [predict_notebook_style, predict_encode_style])
 def test_q4_4a_correct(solution, bundled_tokenizer):
-    assert_full(grade("q4.4a", solution, None, bundled_tokenizer))
+    assert_full(grade("q4.4a", solution, None, bundled_tokenizer, key=(predict_notebook_style, None, bundled_tokenizer)))
 
 
 @pytest.mark.parametrize("solution, test, hint", [
@@ -464,22 +527,38 @@ def test_q4_4a_correct(solution, bundled_tokenizer):
     (predict_tensor, "a float", ".item()"),
 ])
 def test_q4_4a_mistakes(solution, test, hint, bundled_tokenizer):
-    assert_loses(grade("q4.4a", solution, None, bundled_tokenizer), test, hint)
+    key = (predict_notebook_style, None, bundled_tokenizer)
+    assert_loses(grade("q4.4a", solution, None, bundled_tokenizer, key=key), test, hint)
 
 
 def test_q4_4a_dropout_left_on(bundled_tokenizer):
-    failures = lost(grade("q4.4a", predict_dropout_on, None, bundled_tokenizer))
+    key = (predict_notebook_style, None, bundled_tokenizer)
+    failures = lost(grade("q4.4a", predict_dropout_on, None, bundled_tokenizer, key=key))
     assert "model.eval()" in failures["sigmoid"]
 
 
+def test_q4_4a_numpy_float32_is_a_float(bundled_tokenizer):
+    key = (predict_notebook_style, None, bundled_tokenizer)
+    assert_full(grade("q4.4a", lambda *a: predict_notebook_style(*a) * __import__("numpy").float32(1), None,
+                      bundled_tokenizer, key=key))
+
+
+KEY_PREDICTIONS = ({"A review of the key's own.": 0.8, "Another.": 0.2},)
+
+
 def test_q4_4b():
-    assert_full(grade("q4.4b", {"A moving film.": 0.9, "Dull and long.": 0.1}))
+    assert_full(grade("q4.4b", {"A moving film.": 0.9, "Dull and long.": 0.1}, key=KEY_PREDICTIONS))
     given = {"Justice League is terrible. I hated it.": 0.1, "Avengers was great!!": 0.9, "Mine.": 0.5}
-    assert_loses(grade("q4.4b", given), "two reviews of your own", "two reviews")
-    assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}), "probabilities in [0, 1]", "predict_sentiment")
+    assert_loses(grade("q4.4b", given, key=KEY_PREDICTIONS), "two reviews of your own", "two reviews")
+    assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}, key=KEY_PREDICTIONS), "probabilities in [0, 1]",
+                 "predict_sentiment")
 
 
 # Trivial and forged answers ------------------------------------------------------------------------------
+
+KEYS = {"q2": KEY_Q2, "q3a": (norms_list,), "q4.2b": (count_trainable,), "q4.3a": (accuracy_round,),
+        "q4.3b": (training.train,), "q4.3c": (training.evaluate,)}
+
 
 @pytest.mark.parametrize("qid, trivial", [
     ("q2", lambda xs: 0.5),
@@ -490,25 +569,38 @@ def test_q4_4b():
     ("q4.3c", lambda model, iterator, criterion: (0.5, 0.5)),
 ])
 def test_a_function_that_ignores_its_inputs_earns_nothing(qid, trivial):
-    result = grade(qid, trivial)
-    assert result.points == 0, summary_line(result)
+    result = grade(qid, trivial, key=KEYS[qid])
+    assert result.points <= (1 if qid == "q4.3a" else 0), summary_line(result)  # 0.5 is a fraction, at least
 
 
 def test_identity_weights_are_right_only_for_huge_beta():
-    result = grade("q3b", lambda X: (torch.eye(3, dtype=torch.float64), torch.zeros(3, X.shape[1], dtype=torch.float64)))
+    result = grade("q3b", lambda X: (torch.eye(3, dtype=torch.float64), torch.zeros(3, X.shape[1], dtype=torch.float64)),
+                   key=(attention_shifted,))
     assert set(lost(result)) == {"weights W", "outputs Y = W X"}  # W → I is the huge-β answer, and finite
 
 
 def test_a_constant_probability_earns_nothing(bundled_tokenizer):
-    result = grade("q4.4a", lambda model, tokenizer, sentence: 0.5, None, bundled_tokenizer)
-    assert result.points == 0, summary_line(result)
+    result = grade("q4.4a", lambda model, tokenizer, sentence: 0.5, None, bundled_tokenizer,
+                   key=(predict_notebook_style, None, bundled_tokenizer))
+    assert result.points == 0.5, summary_line(result)  # it is a float, and nothing else
 
 
-@pytest.mark.parametrize("qid", [q.id for q in auto_questions()])
-def test_probe_data_of_the_wrong_shape_fails_every_sub_test(qid):
-    from hw3.grading.exercises.checks import score_safely
+@pytest.fixture(scope="module")
+def every_answer(bundled_tokenizer, homework_model, tmp_path_factory) -> dict:
+    """{question id: the key's answer} for every automatic question, with the keys of this module."""
+    checkpoint = tmp_path_factory.mktemp("key") / "best.pt"
+    torch.save(homework_model.head_state_dict(), checkpoint)
+    keys = {**KEYS, "q3b": (attention_shifted,), "q4.1a": (30522,), "q4.1b": KEY_SIZES, "q4.2a": (homework_model,),
+            "q4.2c": (homework_model,), "q4.3d": ([{"train_loss": 1.0, "train_acc": 0.5, "valid_loss": 1.0,
+                                                  "valid_acc": 0.5}], checkpoint, homework_model),
+            "q4.4a": (predict_notebook_style, None, bundled_tokenizer), "q4.4b": KEY_PREDICTIONS}
+    return {q.id: key_answer(q.exercise, keys[q.id], {}, 1) for q in HOMEWORK.automatic()}
 
-    inputs = BY_ID[qid].exercise.inputs(random.Random(1))
-    for forged in ([], {}, None, "passed", [[]] * 3, {"short": [], "long": []}, {"result": {}, "params": {}, "modes": [[True, True]]}):
-        result = score_safely(qid, inputs, forged)
+
+@pytest.mark.parametrize("qid", [q.id for q in HOMEWORK.automatic()])
+def test_probe_data_of_the_wrong_shape_fails_every_sub_test(qid, every_answer):
+    question, answer = HOMEWORK.by_id[qid], every_answer[qid]
+    for forged in ([], {}, None, "passed", [[]] * 3, {"short": [], "long": []},
+                   {"result": {}, "fingerprint": [], "forwards": [[True, True, []]]}):
+        result = score_safely(question, answer["inputs"], forged, answer)
         assert result.points == 0, (qid, forged, summary_line(result))

@@ -8,6 +8,7 @@ from typing import Any
 from .base import Exercise, Key, Marks, attempt, close, number, paired, returned
 
 TIE_RANGE = range(-30, 31)  # the last input's candidates when looking for a tie
+PREFIXES = 6  # random prefixes (or sequences) tried per input
 
 
 class RnnOutput(Exercise):
@@ -20,24 +21,23 @@ class RnnOutput(Exercise):
                   "hw3.rnn:ScalarRNN.forward", "hw3.rnn:ScalarRNN.step")
 
     def inputs(self, rng: random.Random, key: Key) -> dict:
-        """Even lengths only. Ties are found by asking the key: for a random prefix, the last input whose
-        sequence makes the key's y_T exactly 0.5."""
-        prefixes = [[rng.randint(-9, 9) for _ in range(n - 1)] for n in (2, 4, 4, 6, 2 * rng.randint(3, 6))]
-        shifts = [0, 1, 0, -1, 0]  # tie, near-tie above, tie, near-tie below, tie
-        candidates = [prefix + [last] for prefix in prefixes for last in TIE_RANGE]
-        answers = key({"plain": candidates, "ties": []})["plain"]
+        """Even lengths only. Ties are found by asking the key: for random prefixes, the last input whose sequence
+        makes the key's y_T exactly 0.5 (the first prefix that has one); near-ties move that input by one."""
+        lengths, shifts = (2, 4, 4, 6, 2 * rng.randint(3, 6)), (0, 1, 0, -1, 0)  # tie, above, tie, below, tie
+        prefixes = [[[rng.randint(-9, 9) for _ in range(n - 1)] for _ in range(PREFIXES)] for n in lengths]
+        plain = [[[rng.randint(-9, 9) for _ in range(n)] for _ in range(PREFIXES)]
+                 for n in (2, 4, 6, 8, 2 * rng.randint(5, 8))]
+        candidates = [prefix + [last] for slot in prefixes for prefix in slot for last in TIE_RANGE]
+        answers = iter(key({"plain": candidates + [xs for slot in plain for xs in slot], "ties": []})["plain"])
         ties = []
-        for index, (prefix, shift) in enumerate(zip(prefixes, shifts)):
-            found = [last for last, result in zip(TIE_RANGE, answers[index * len(TIE_RANGE):])
-                     if _value(result) == 0.5]
+        for slot, shift in zip(prefixes, shifts):
+            found = [(prefix, last) for prefix in slot for last in TIE_RANGE if _value(next(answers)) == 0.5]
             if found:
-                ties.append(prefix + [rng.choice(found) + shift])
-        plain = []
-        for length in (2, 4, 6, 8, 2 * rng.randint(5, 8)):
-            tries = [[rng.randint(-9, 9) for _ in range(length)] for _ in range(8)]
-            results = key({"plain": tries, "ties": []})["plain"]
-            plain.append(next((xs for xs, r in zip(tries, results) if _value(r) != 0.5), tries[0]))
-        return {"plain": plain, "ties": ties}
+                prefix, last = found[0]
+                ties.append(prefix + [last + shift])
+        clear = [next((xs for xs, r in zip(slot, [next(answers) for _ in slot]) if _value(r) != 0.5), slot[0])
+                 for slot in plain]
+        return {"plain": clear, "ties": ties}
 
     def probe(self, inputs: dict, rnn_output: Any) -> dict:
         return {part: [attempt(rnn_output, list(xs)) for xs in inputs[part]] for part in ("plain", "ties")}

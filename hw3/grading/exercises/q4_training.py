@@ -73,13 +73,13 @@ class BinaryAccuracy(Exercise):
                 if close(got, want):
                     continue
                 hw3 = close(want, accuracy(logits, labels))  # the table of mistakes is about hw3's definition
-                if not 0 <= got <= 1:
-                    hint = next((h for scale, h in ((100, "return a fraction between 0 and 1, not a percentage"),
-                                                    (len(labels), "divide the number of correct predictions by the "
-                                                                  "batch size")) if close(got, want * scale)), "")
+                scaled = next((h for scale, h in ((100, "return a fraction between 0 and 1, not a percentage"),
+                                                  (len(labels), "divide the number of correct predictions by the "
+                                                                "batch size")) if close(got, want * scale)), None)
+                if scaled or not 0 <= got <= 1:
                     marks.fail(fraction, f"{shown} returned {got:.4g}, expected a fraction in [0, 1] ({want:.4g})",
-                               shown, hint or "a fraction: the number correct divided by the number of labels")
-                    if hint:
+                               shown, scaled or "a fraction: the number correct divided by the number of labels")
+                    if scaled:
                         continue  # the right count, scaled: the rounding is right
                 no_sigmoid = sum(float(round(x) == y) for x, y in zip(logits, labels)) / len(labels)
                 hint = ("rounded the logits without a sigmoid: round torch.sigmoid(preds)" if hw3 and close(got, no_sigmoid)
