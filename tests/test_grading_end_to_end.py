@@ -13,11 +13,14 @@ import json
 
 import nbformat
 import pytest
-from grading_helpers import hw3, rows
+from pathlib import Path
 
-from hw3.grading.assign import generate, write
-from hw3.grading.exercises.registry import BY_ID, auto_questions
+from grading_helpers import hw3, load_homework_file, rows
+
 from hw3.grading.kernel.sandbox import available
+
+REPO = Path(__file__).resolve().parents[1]
+HOMEWORK = load_homework_file(REPO / "answers" / "questions.toml")
 
 pytestmark = [
     pytest.mark.skipif(available() is not None, reason=f"the sandbox cannot start here: {available()}"),
@@ -104,7 +107,7 @@ STYLE_B = {
              "    pairs = [(criterion(model(x).squeeze(1), y).item(), binary_accuracy(model(x).squeeze(1), y).item())"
              " for x, y in iterator]\n    return tuple(sum(v) / len(pairs) for v in zip(*pairs))",
     "q4.3d": "CHECKPOINT = 'runs/best.pt'\nimport os\nos.makedirs('runs', exist_ok=True)\n"
-             "history = [{'train_loss': 0.6, 'train_acc': 0.7, 'valid_loss': 0.5, 'valid_acc': 0.8}] * 2\n"
+             "history = [dict(epoch=1, train_loss=0.6, train_acc=0.7, valid_loss=0.5, valid_acc=0.8)]\n"
              "torch.save(model.state_dict(), CHECKPOINT)",
     "q4.4a": "def predict_sentiment(model, tokenizer, sentence):\n    model.eval()\n"
              "    ids = tokenizer.encode(sentence, truncation=True, max_length=512)\n    with torch.no_grad():\n"
@@ -119,10 +122,10 @@ MISTAKES_1 = {
            "ties (h_T = 0) and near-ties (h_T = ±1)"),
     "q3b": ("def self_attention(X):\n    E = torch.exp(X @ X.T)\n    W = E / E.sum(1, keepdim=True)\n    return W, W @ X",
             "finite for huge β"),
-    "q4.2a": ("model = BERTGRUSentiment(tiny_bert(0, vocab_size=len(tokenizer)), 256, 2, 2, True, 0.25)", "one output"),
+    "q4.2a": ("model = BERTGRUSentiment(tiny_bert(0, vocab_size=len(tokenizer)), 256, 2, 2, True, 0.25)", "output size"),
     "q4.3a": ("def binary_accuracy(preds, y):\n    return 100 * (torch.round(torch.sigmoid(preds)) == y).float().mean()",
               "a fraction in [0, 1]"),
-    "q4.3b": (STYLE_A["q4.3b"].replace("        optimizer.zero_grad()\n", ""), "updates the model like the reference"),
+    "q4.3b": (STYLE_A["q4.3b"].replace("        optimizer.zero_grad()\n", ""), "updates the model like the answer key"),
     "q4.3c": (STYLE_A["q4.3c"].replace("    model.eval()\n", ""), "eval mode"),
     "q4.3d": ("CHECKPOINT = 'best.pt'\nhistory = [{'train_loss': 0.6, 'train_acc': 0.7, 'valid_loss': 0.5}]\n"
               "torch.save(model.head_state_dict(), CHECKPOINT)", "the four values of each epoch"),
@@ -158,7 +161,7 @@ def graded(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("table")
     (root / "answers").mkdir()
     nbformat.write(notebook(STYLE_A), root / "answers" / "hw3.ipynb")
-    write(generate(root / "answers", root / "notebooks"))
+    (root / "answers" / "questions.toml").write_bytes((REPO / "answers" / "questions.toml").read_bytes())
     submissions = {"style_a": STYLE_A, "style_b": STYLE_B,
                    "mistakes_1": {**STYLE_A, **{q: s for q, (s, _) in MISTAKES_1.items()}},
                    "mistakes_2": {**STYLE_A, **{q: s for q, (s, _) in MISTAKES_2.items()}}}
@@ -167,13 +170,13 @@ def graded(tmp_path_factory) -> dict:
         nbformat.write(notebook(solutions), root / "submissions" / f"{name}.ipynb")
     out = root / "grades.json"
     (root / "course.key").write_text("5eed" * 16 + "\n")  # fixed inputs: the same table every run
-    assert hw3("grade", *sorted((root / "submissions").iterdir()), "--reference", root / "notebooks", "--json", out,
+    assert hw3("grade", *sorted((root / "submissions").iterdir()), "--answers", root / "answers", "--json", out,
                "--key-file", root / "course.key", "--store", root / "grades.sqlite", "--timeout", "120") == 0
     return {r["student"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
 
 
 def test_the_table_covers_every_automatic_question():
-    assert set(CHECKS) == {q.id for q in auto_questions()}
+    assert set(CHECKS) == {q.id for q in HOMEWORK.automatic()}
     assert all(qid in STYLE_B for qid in CHECKS)
 
 
@@ -182,7 +185,7 @@ def test_correct_solutions_in_either_style_get_every_point(graded, student):
     report = rows(graded[student])
     failed = {qid: q["message"] for qid, q in report.items() if qid in CHECKS and q["status"] != "passed"}
     assert failed == {}, failed
-    assert graded[student]["total"] == sum(q.max_points for q in auto_questions())
+    assert graded[student]["total"] == sum(q.max_points for q in HOMEWORK.automatic())
 
 
 @pytest.mark.parametrize("student, mistakes", [("mistakes_1", MISTAKES_1), ("mistakes_2", MISTAKES_2)])
@@ -195,5 +198,5 @@ def test_each_mistake_loses_exactly_its_sub_test_with_a_hint(graded, student, mi
             continue
         assert [t["name"] for t in lost] == [mistakes[qid][1]], (qid, report[qid])
         assert lost[0]["message"], qid
-        points = next(t.points for t in BY_ID[qid].exercise.tests if t.name == mistakes[qid][1])
-        assert report[qid]["points"] == pytest.approx(BY_ID[qid].max_points - points), qid
+        points = next(t.points for t in HOMEWORK.by_id[qid].tests if t.name == mistakes[qid][1])
+        assert report[qid]["points"] == pytest.approx(HOMEWORK.by_id[qid].max_points - points), qid

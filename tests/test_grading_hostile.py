@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_course
+from grading_helpers import FIXTURE, answer_key, cell, grade_all, hw3, insert_before, rows, write_answers, write_course
 
 from hw3.grading.kernel.sandbox import available
 from hw3.grading.notebook import NotebookError, read_notebook
@@ -341,7 +341,7 @@ def test_grade_refuses_when_the_sandbox_cannot_start(tmp_path, monkeypatch, caps
     sandbox.available.cache_clear()
     try:
         subs = write_course(tmp_path, {"alice": answer_key()})
-        assert hw3("grade", subs / "alice.ipynb", "--reference", tmp_path / "notebooks", "--key-file",
+        assert hw3("grade", subs / "alice.ipynb", "--answers", tmp_path / "answers", "--key-file",
                    tmp_path / "key") == 1
     finally:
         sandbox.available.cache_clear()
@@ -391,13 +391,11 @@ def test_exit_codes_are_documented_and_kept(tmp_path, capsys):
     assert "exit status:" in help_text and "--memory-gb" in help_text
     for code in ("0  grading ran", "1  bad input", "2  usage error"):
         assert code in help_text
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    (ref / "hw3.ipynb").write_bytes(FIXTURE.read_bytes())
-    assert hw3("grade", tmp_path / "missing.ipynb", "--reference", ref, "--key-file", tmp_path / "key") == 1
+    ref = write_answers(tmp_path)
+    assert hw3("grade", tmp_path / "missing.ipynb", "--answers", ref, "--key-file", tmp_path / "key") == 1
     for bad in ("-1", "lots", "inf"):
         with pytest.raises(SystemExit) as info:
-            hw3("grade", FIXTURE, "--reference", ref, "--memory-gb", bad)
+            hw3("grade", FIXTURE, "--answers", ref, "--memory-gb", bad)
         assert info.value.code == 2
     assert "not a number of GiB" in capsys.readouterr().err
 

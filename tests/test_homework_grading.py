@@ -1,9 +1,9 @@
 """End to end on the real answer keys, in the sandbox: full marks for the keys, exactly the planted mistakes lost.
 
 One `hw3 grade` batch of two students built from answers/ (both notebooks each): the answer keys as they
-are, which must earn all 23 automatic points, and a student whose `binary_accuracy` forgets the sigmoid
+are, which must earn every automatic point, and a student whose `binary_accuracy` forgets the sigmoid
 (q4.3a), whose `predict_sentiment` returns 1 − p (q4.4a) and who redefines `check` right before its check
-cell. The fresh clone's `answers/` is also the source of the released notebooks the grader compares with.
+cell. The fresh clone's `answers/` is also what the grader scores against.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hw3.grading.assign import generate, write
+from grading_helpers import load_homework_file
+
 from hw3.grading.kernel.sandbox import available
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / "answers"
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
+HOMEWORK = load_homework_file(ANSWERS / "questions.toml")
 
 pytestmark = [
     pytest.mark.skipif(not all((ANSWERS / k).is_file() for k in KEYS), reason="answer keys not present"),
@@ -53,7 +55,6 @@ def tampered_q4():
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("homework")
-    write(generate(ANSWERS, root / "notebooks"))
     for name in ("key", "student"):
         (root / name).mkdir()
         for key in KEYS:
@@ -62,7 +63,7 @@ def reports(tmp_path_factory) -> dict:
     out = root / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(root / "key"), str(root / "student"),
-                             "--json", str(out), "--reference", str(root / "notebooks"), "--key-file", str(root / "k"),
+                             "--json", str(out), "--answers", str(ANSWERS), "--key-file", str(root / "k"),
                              "--store", str(root / "grades.sqlite")],
                             capture_output=True, text=True, env=env, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stderr
@@ -76,7 +77,8 @@ def points(report: dict) -> dict[str, tuple[float, float, str]]:
 def test_the_answer_keys_earn_every_automatic_point_in_the_sandbox(reports):
     key = reports["key"]
     failed = {qid: q for qid, q in points(key).items() if q[2] not in ("passed", "manual")}
-    assert failed == {} and key["total"] == 23 and key["sandboxed"] is True, (failed, key["notes"])
+    assert failed == {} and key["sandboxed"] is True, (failed, key["notes"])
+    assert key["total"] == sum(q.max_points for q in HOMEWORK.automatic())
 
 
 def test_exactly_the_planted_mistakes_lose_exactly_their_sub_tests(reports):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 
 import pytest
-from report_builders import report
+from report_builders import HOMEWORK, report
 
-from hw3.grading.exercises.registry import QUESTIONS
 from hw3.grading.reports.manual import ManualScoresError, manual_ids, merge_manual, write_template
+
+QUESTIONS = HOMEWORK.questions
+AUTO = sum(q.max_points for q in HOMEWORK.automatic())  # what report() earns
 
 
 def sheet(tmp_path, text: str):
@@ -18,23 +20,23 @@ def sheet(tmp_path, text: str):
 
 
 def test_manual_ids_are_every_manual_question_in_order():
-    assert manual_ids() == [q.id for q in QUESTIONS if q.kind == "manual"]
-    assert manual_ids()[:2] == ["q1", "q2.written"] and "q3c" in manual_ids()
+    assert manual_ids(HOMEWORK) == [q.id for q in QUESTIONS if q.kind == "manual"]
+    assert manual_ids(HOMEWORK)[:2] == ["q1", "q2.written"] and "q3c" in manual_ids(HOMEWORK)
 
 
 def test_template_lists_students_with_blank_manual_cells(tmp_path):
-    path = write_template(["alice", "bob"], tmp_path / "scores.csv")
+    path = write_template(["alice", "bob"], tmp_path / "scores.csv", HOMEWORK)
     rows = list(csv.reader(path.open(encoding="utf-8")))
-    assert rows == [["student", *manual_ids()], ["alice", *[""] * len(manual_ids())],
-                    ["bob", *[""] * len(manual_ids())]]
+    assert rows == [["student", *manual_ids(HOMEWORK)], ["alice", *[""] * len(manual_ids(HOMEWORK))],
+                    ["bob", *[""] * len(manual_ids(HOMEWORK))]]
 
 
 def test_filled_template_merges_into_totals(tmp_path):
-    path = write_template(["alice", "bob"], tmp_path / "scores.csv")
+    path = write_template(["alice", "bob"], tmp_path / "scores.csv", HOMEWORK)
     text = path.read_text(encoding="utf-8").replace("alice,,,", "alice,3,0.75,", 1)
     reports = [report("alice"), report("bob")]
-    alice, bob = merge_manual(reports, sheet(tmp_path, text))
-    assert alice.total == 23 + 3.75 and bob.total == 23
+    alice, bob = merge_manual(reports, sheet(tmp_path, text), HOMEWORK)
+    assert alice.total == AUTO + 3.75 and bob.total == AUTO
     q1, q2w, q3c = alice.question("q1"), alice.question("q2.written"), alice.question("q3c")
     assert (q1.status, q1.points) == ("passed", 3) and q2w.status == "partial" and q3c.status == "manual"
     assert q1.rubric.startswith("0.75 per valid") and q1.message == ""
@@ -43,7 +45,7 @@ def test_filled_template_merges_into_totals(tmp_path):
 
 def test_zero_points_fail_and_columns_may_be_a_subset_in_any_order(tmp_path):
     path = sheet(tmp_path, "student,q3c,q1\nalice,0,1.5\n\nbob,,\n")
-    alice, bob = merge_manual([report("alice"), report("bob")], path)
+    alice, bob = merge_manual([report("alice"), report("bob")], path, HOMEWORK)
     assert alice.question("q3c").status == "failed" and alice.question("q1").points == 1.5
     assert all(q.status == "manual" for q in bob.questions if q.rubric)
 
@@ -51,14 +53,14 @@ def test_zero_points_fail_and_columns_may_be_a_subset_in_any_order(tmp_path):
 def test_sheet_overrides_not_answered(tmp_path):
     rep = report("alice")
     rep.question("q1").status = "not answered"
-    (merged,) = merge_manual([rep], sheet(tmp_path, "student,q1\nalice,2.25\n"))
-    assert merged.question("q1").status == "partial" and merged.total == 25.25
+    (merged,) = merge_manual([rep], sheet(tmp_path, "student,q1\nalice,2.25\n"), HOMEWORK)
+    assert merged.question("q1").status == "partial" and merged.total == AUTO + 2.25
 
 
 def test_excel_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "scores.csv"
     path.write_bytes("student,q1\nalice,3\n".encode("utf-8-sig"))
-    assert merge_manual([report("alice")], path)[0].total == 26
+    assert merge_manual([report("alice")], path, HOMEWORK)[0].total == AUTO + 3
 
 
 @pytest.mark.parametrize("text, message", [
@@ -77,14 +79,14 @@ def test_excel_byte_order_mark_is_accepted(tmp_path):
 ])
 def test_bad_sheets_give_one_line_naming_the_fix(tmp_path, text, message):
     with pytest.raises(ManualScoresError) as excinfo:
-        merge_manual([report("alice"), report("bob")], sheet(tmp_path, text))
+        merge_manual([report("alice"), report("bob")], sheet(tmp_path, text), HOMEWORK)
     assert message in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 def test_missing_or_binary_sheet_is_one_line(tmp_path):
     with pytest.raises(ManualScoresError, match="cannot read .*check the --manual path"):
-        merge_manual([report("alice")], tmp_path / "missing.csv")
+        merge_manual([report("alice")], tmp_path / "missing.csv", HOMEWORK)
     path = tmp_path / "scores.csv"
     path.write_bytes(b"student,q1\n\xff\xfe,1\n")
     with pytest.raises(ManualScoresError, match="is not a UTF-8 CSV file"):
-        merge_manual([report("alice")], path)
+        merge_manual([report("alice")], path, HOMEWORK)

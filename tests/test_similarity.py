@@ -13,6 +13,7 @@ from report_builders import report
 
 from hw3.grading.reports.similarity import (REFERENCE, THRESHOLD, Finding, find_similar, load_released, normalise,
                                             solutions_of, submission_solutions)
+from hw3.grading.course import load_course
 from hw3.sentiment import training
 
 HEADER = 'def rnn_output(xs):\n    """y_T of h_t = x_t - h_{t-1}, y_t = sigmoid(1000 h_t)."""\n'
@@ -86,9 +87,10 @@ def test_comparison_stays_within_a_question():
 def test_copy_of_the_hw3_reference_is_found():
     copied = inspect.getsource(training.train).replace("epoch_loss", "running").replace("n_batches", "count")
     own = inspect.getsource(training.train).replace("        loss.backward()\n", "")  # forgot the backward pass
-    findings = find_similar({"frank": {"q4.3b": copied}, "gina": {"q4.3b": DAVE}})
+    references = {"q4.3b": (inspect.getsource(training.train),)}
+    findings = find_similar({"frank": {"q4.3b": copied}, "gina": {"q4.3b": DAVE}}, references)
     assert findings == [Finding("q4.3b", "frank", REFERENCE, 1.0)]
-    (near,) = find_similar({"hana": {"q4.3b": own}})
+    (near,) = find_similar({"hana": {"q4.3b": own}}, references)
     assert near.b == REFERENCE and THRESHOLD <= near.similarity < 1
 
 
@@ -116,13 +118,13 @@ def test_solutions_are_the_students_own_cells_in_each_question_region(tmp_path):
                           {"q2-solution": "import math", "q3a-check": "def helper(beta):\n    return beta"})
     path = tmp_path / "alice.ipynb"
     nbformat.write(nb, path)
-    solutions = submission_solutions(path, load_released(tmp_path / "notebooks"))
+    solutions = submission_solutions(path, load_released(load_course(tmp_path / "answers")))
     assert solutions == {"q2": "import math\n" + ALICE, "q3a": "def helper(beta):\n    return beta"}
 
 
 def test_released_notebook_knows_which_questions_have_stubs(tmp_path):
     write_course(tmp_path, {})
-    released = load_released(tmp_path / "notebooks")
+    released = load_released(load_course(tmp_path / "answers"))
     assert released.questions == {"q2", "q3a", "q3b", "q4.3a"}
     assert answer_key().cells[2].id == "q2-solution"
 
@@ -135,7 +137,7 @@ def test_solutions_of_reports_reads_each_submission_and_skips_unreadable_files(t
     reports = [report("alice"), report("bob"), report("broken")]
     for rep in reports:
         rep.submission = str(subs / f"{rep.student}.ipynb")
-    solutions = solutions_of(reports, tmp_path / "notebooks")
+    solutions = solutions_of(reports, load_course(tmp_path / "answers"))
     assert solutions["broken"] == {} and solutions["alice"] == {"q2": ALICE}
     assert find_similar(solutions, references={}) == [Finding("q2", "alice", "bob", 1.0)]
 
@@ -178,3 +180,14 @@ def train(model, iterator, optimizer, criterion):
 def test_two_independent_train_loops_are_not_flagged():
     lists = textwrap.dedent(inspect.getsource(student_train()))  # appends to lists, averages at the end
     assert find_similar({"ivan": {"q4.3b": lists}, "judy": {"q4.3b": LOOP_SUMS}}, references={}) == []
+
+
+def test_the_references_are_the_answer_keys_solutions_and_hw3s_own_code(tmp_path):
+    from hw3.grading.reports.similarity import reference_sources
+
+    write_course(tmp_path, {})
+    references = reference_sources(load_course(tmp_path / "answers"))
+    assert set(references) == {"q2", "q3a", "q3b", "q4.3a"}
+    key_q2, *hw3 = references["q2"]
+    assert "h = x - h" in key_q2 and any("def closed_form" in source for source in hw3)
+    assert references["q3a"][0].strip().endswith("return [2 ** 0.5 * beta, beta, 2 ** 0.5 * beta]")

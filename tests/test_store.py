@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hw3.grading.exercises.registry import QUESTIONS
+from report_builders import QUESTIONS
+
 from hw3.grading.reports.report import replacing, write_atomic
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
 from hw3.grading.store import Store, StoreError, digest, merge, write_rows

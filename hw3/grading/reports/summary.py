@@ -78,7 +78,7 @@ def _reason_lines(reports: Sequence[Report]) -> list[str]:
 
 def finding_line(finding: Finding) -> str:
     """One similarity finding as a bullet."""
-    other = "the hw3 reference implementation" if finding.b == REFERENCE else escape(finding.b)
+    other = "the answer key or hw3's own code" if finding.b == REFERENCE else escape(finding.b)
     return f"- {escape(finding.question)}: {escape(finding.a)} and {other}, {finding.similarity:.0%} similar"
 
 
