@@ -94,4 +94,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except HW3Error as exc:
         print(format_error(args.command, str(exc)), file=sys.stderr)
-        return 1
+        return exc.exit_code

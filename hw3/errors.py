@@ -8,8 +8,16 @@ PROGRAM = "hw3"
 class HW3Error(Exception):
     """A user-facing error: its message is one line that says what is wrong and how to fix it.
 
-    Commands let it propagate; `hw3.cli.main` prints it with `format_error` and exits with 1.
+    Commands let it propagate; `hw3.cli.main` prints it with `format_error` and exits with its `exit_code`.
     """
+
+    exit_code = 1
+
+
+class UsageError(HW3Error):
+    """A command's options do not make sense together or have a bad value (argparse's exit status)."""
+
+    exit_code = 2
 
 
 def format_error(command: str | None, message: str) -> str:

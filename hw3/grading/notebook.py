@@ -16,12 +16,14 @@ from typing import NamedTuple
 
 import nbformat
 
+from hw3.errors import HW3Error
+
 from .kernel.sandbox import MAX_NOTEBOOK_MB
 
 MAX_CELL_SOURCE = 200_000  # characters: longer code cells are not parsed (no check cell is that long)
 
 
-class NotebookError(Exception):
+class NotebookError(HW3Error):
     """A notebook that cannot be read; the message is one line naming the file and the fix."""
 
 

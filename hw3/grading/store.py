@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hw3.errors import HW3Error
+
 from .notebook import notebook_paths
 from .reports.report import replacing
 from .results import GRADER_VERSION, Report
@@ -36,7 +38,7 @@ CREATE TABLE IF NOT EXISTS reports (
 """
 
 
-class StoreError(Exception):
+class StoreError(HW3Error):
     """The store cannot be used as it is; the one-line message names the fix."""
 
 

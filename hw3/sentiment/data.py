@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..errors import HW3Error
 from .encoders import reachable
-from .errors import HW3Error
 
 LABELS = {"neg": 0, "pos": 1}
 SPLITS = ("train", "test")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import HW3Error
+from ..errors import HW3Error
 
 HUB_MODEL = "bert-base-uncased"
 BUNDLED = "bundled"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import HW3Error
 from . import checkpoint
-from .encoders import resolve_encoder, load_bert
+from .encoders import load_bert, resolve_encoder
 from .model import BERTGRUSentiment
-from .errors import HW3Error
 from .tokenizer import check_vocabulary, encode, load_tokenizer, max_input_length
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import HW3Error
 from .encoders import AUTO, EncoderSpec, resolve_encoder
-from .errors import HW3Error
 from .wordpiece import PREFIX_CHARS_PER_TOKEN, encode_cached
 
 BERT_MAX_LENGTH = 512

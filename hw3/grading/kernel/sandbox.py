@@ -106,10 +106,6 @@ class Limits:
         return self.disk_mb * 2**20
 
 
-class SandboxUnavailable(Exception):
-    """The sandbox cannot start here; the message is one line naming the fix."""
-
-
 def memory_kind() -> str:
     """`as` (the address space), or `data` where an NVIDIA driver is present (CUDA reserves huge address ranges)."""
     return "data" if os.path.exists("/dev/nvidiactl") else "as"

@@ -12,13 +12,15 @@ import csv
 import math
 from pathlib import Path
 
+from hw3.errors import HW3Error
+
 from ..exercises.registry import Homework, format_points
 from ..results import QuestionResult, Report
 
 STUDENT_COLUMN = "student"
 
 
-class ManualScoresError(Exception):
+class ManualScoresError(HW3Error):
     """A scores CSV that cannot be merged; the message is one line naming the file, the cell and the fix."""
 
 
