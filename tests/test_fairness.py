@@ -105,7 +105,7 @@ def graded(tmp_path_factory) -> dict[str, dict]:
     for student in STUDENTS:
         nbformat.write(notebook(solutions_of(student)), root / "submissions" / f"{student}.ipynb")
     out = root / "grades.json"
-    (root / "course.key").write_text("fa1r" * 16 + "\n")  # fixed inputs: the same verdicts every run
+    (root / "course.key").write_text("fa11" * 16 + "\n")  # fixed inputs: the same verdicts every run
     assert hw3("grade", *sorted((root / "submissions").iterdir()), "--reference", root / "notebooks", "--json", out,
                "--key-file", root / "course.key", "--store", root / "grades.sqlite", "--timeout", "300",
                "--jobs", "2") == 0
