@@ -1052,7 +1052,7 @@ SUBMISSIONS: dict[str, dict[str, str]] = {
     "s05": {
         "q2": "ok_reduce_stable_math", "q3a": "ok_numpy_array", "q3b": "ok_numpy_loops", "q4.1a": "ok_numpy_max_id",
         "q4.1b": "ok_counting", "q4.2a": "ok_config_object", "q4.2b": "ok_numpy_int64",
-        "q4.2c": "ok_through_bert_variable", "q4.3a": "ok_positive_logit_sum", "q4.3b": "bug_never_steps",
+        "q4.2c": "ok_through_bert_variable", "q4.3a": "ok_positive_logit_sum", "q4.3b": "ok_functional_loss",
         "q4.3c": "ok_bare_no_grad_decorator", "q4.3d": "bug_saves_every_epoch", "q4.4a": "ok_math_sigmoid_inference",
         "q4.4b": "ok_zip_map"
     },
@@ -1107,7 +1107,7 @@ SUBMISSIONS: dict[str, dict[str, str]] = {
     "s13": {
         "q2": "ok_reduce_stable_math", "q3a": "ok_numpy_array", "q3b": "ok_float32", "q4.1a": "ok_len_tokenizer",
         "q4.1b": "ok_index_splits", "q4.2a": "ok_settings_dict", "q4.2b": "ok_numpy_prod",
-        "q4.2c": "ok_name_contains", "q4.3a": "ok_positive_logit_sum", "q4.3b": "ok_functional_loss",
+        "q4.2c": "ok_name_contains", "q4.3a": "ok_positive_logit_sum", "q4.3b": "bug_never_steps",
         "q4.3c": "bug_train_mode", "q4.3d": "ok_zip_record_full_state", "q4.4a": "ok_numpy_float32",
         "q4.4b": "bug_one_own_review"
     },
