@@ -32,8 +32,115 @@ STUDENTS = (KEY_NAME, *SUBMISSIONS, FORGED_NAME)
 FALSE_FAIL, FALSE_PASS, WRONG_TEST = "false fail", "false pass", "wrong sub-test"
 
 # (submission, question, sub-test) -> how the grader of today gets it wrong. Remove an entry once the scorers
-# give the fair verdict; never add one to hide a regression.
+# give the fair verdict; never add one to hide a regression. Before issue 16's scorers (grader of 416c4b3):
+# 33 false fails, 13 false passes and 8 results lost on the wrong sub-test in 26 submissions, and 9 of 23
+# automatic points for the forged probe.
 KNOWN_UNFAIR: dict[tuple[str, str, str], str] = {
+    # q4.2a forged: false pass
+    ("forged_probe", "q4.2a", "GRU: 2 bidirectional layers of 256"): FALSE_PASS,
+    ("forged_probe", "q4.2a", "dropout 0.25"): FALSE_PASS,
+    ("forged_probe", "q4.2a", "one output"): FALSE_PASS,
+    # q4.2c forged: false pass
+    ("forged_probe", "q4.2c", "BERT frozen"): FALSE_PASS,
+    ("forged_probe", "q4.2c", "GRU and linear layer trainable"): FALSE_PASS,
+    # q4.3d forged: false pass
+    ("forged_probe", "q4.3d", "one record per epoch"): FALSE_PASS,
+    ("forged_probe", "q4.3d", "the best model saved"): FALSE_PASS,
+    ("forged_probe", "q4.3d", "the four values of each epoch"): FALSE_PASS,
+    # q4.4b forged: false pass
+    ("forged_probe", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    ("forged_probe", "q4.4b", "two reviews of your own"): FALSE_PASS,
+    # q4.3a bug_threshold_on_logits: false pass
+    ("s15", "q4.3a", "rounds the sigmoid"): FALSE_PASS,
+    # q4.3b bug_sigmoid_twice: false pass
+    ("s01", "q4.3b", "mean loss and accuracy"): FALSE_PASS,
+    ("s25", "q4.3b", "mean loss and accuracy"): FALSE_PASS,
+    # q4.3c bug_accuracy_arguments_swapped: false pass
+    ("s02", "q4.3c", "mean loss and accuracy"): FALSE_PASS,
+    ("s25", "q4.3c", "mean loss and accuracy"): FALSE_PASS,
+    # q4.3d bug_appended_once_after_loop: false pass
+    ("s03", "q4.3d", "one record per epoch"): FALSE_PASS,
+    # q4.3d bug_best_never_updated: false pass
+    ("s12", "q4.3d", "the best model saved"): FALSE_PASS,
+    # q4.3d bug_live_state_saved_at_end: false pass
+    ("s14", "q4.3d", "the best model saved"): FALSE_PASS,
+    # q4.3d bug_saves_every_epoch: false pass
+    ("s05", "q4.3d", "the best model saved"): FALSE_PASS,
+    ("s25", "q4.3d", "the best model saved"): FALSE_PASS,
+    # q4.3d bug_valid_acc_is_train_acc: false pass
+    ("s04", "q4.3d", "the four values of each epoch"): FALSE_PASS,
+    # q4.4b bug_logits: false pass
+    ("s19", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    # q4.4b bug_made_up_numbers: false pass
+    ("s06", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    # q3a ok_list_of_0d_tensors: false fail
+    ("s02", "q3a", "norms"): FALSE_FAIL,
+    ("s10", "q3a", "norms"): FALSE_FAIL,
+    ("s18", "q3a", "norms"): FALSE_FAIL,
+    ("s22", "q3a", "norms"): FALSE_FAIL,
+    ("s26", "q3a", "norms"): FALSE_FAIL,
+    # q3a ok_numpy_float32_scalars: false fail
+    ("s04", "q3a", "norms"): FALSE_FAIL,
+    ("s08", "q3a", "norms"): FALSE_FAIL,
+    ("s12", "q3a", "norms"): FALSE_FAIL,
+    ("s16", "q3a", "norms"): FALSE_FAIL,
+    ("s20", "q3a", "norms"): FALSE_FAIL,
+    ("s24", "q3a", "norms"): FALSE_FAIL,
+    # q3b ok_rows_as_lists: false fail
+    ("s01", "q3b", "finite for huge β"): FALSE_FAIL,
+    ("s01", "q3b", "outputs Y = W X"): FALSE_FAIL,
+    ("s01", "q3b", "weights W"): FALSE_FAIL,
+    ("s06", "q3b", "finite for huge β"): FALSE_FAIL,
+    ("s06", "q3b", "outputs Y = W X"): FALSE_FAIL,
+    ("s06", "q3b", "weights W"): FALSE_FAIL,
+    ("s16", "q3b", "finite for huge β"): FALSE_FAIL,
+    ("s16", "q3b", "outputs Y = W X"): FALSE_FAIL,
+    ("s16", "q3b", "weights W"): FALSE_FAIL,
+    ("s21", "q3b", "finite for huge β"): FALSE_FAIL,
+    ("s21", "q3b", "outputs Y = W X"): FALSE_FAIL,
+    ("s21", "q3b", "weights W"): FALSE_FAIL,
+    ("s26", "q3b", "finite for huge β"): FALSE_FAIL,
+    ("s26", "q3b", "outputs Y = W X"): FALSE_FAIL,
+    ("s26", "q3b", "weights W"): FALSE_FAIL,
+    # q4.1a ok_numpy_max_id: false fail
+    ("s02", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s05", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s11", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s14", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s17", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s20", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s23", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    ("s26", "q4.1a", "vocabulary size"): FALSE_FAIL,
+    # q4.4a ok_numpy_float32: false fail
+    ("s01", "q4.4a", "a float"): FALSE_FAIL,
+    ("s04", "q4.4a", "a float"): FALSE_FAIL,
+    ("s07", "q4.4a", "a float"): FALSE_FAIL,
+    ("s10", "q4.4a", "a float"): FALSE_FAIL,
+    ("s13", "q4.4a", "a float"): FALSE_FAIL,
+    ("s16", "q4.4a", "a float"): FALSE_FAIL,
+    ("s19", "q4.4a", "a float"): FALSE_FAIL,
+    ("s22", "q4.4a", "a float"): FALSE_FAIL,
+    ("s25", "q4.4a", "a float"): FALSE_FAIL,
+    # q3b bug_scaled_scores: wrong sub-test
+    ("s08", "q3b", "outputs Y = W X"): WRONG_TEST,
+    # q3b bug_softmax_over_columns: wrong sub-test
+    ("s02", "q3b", "outputs Y = W X"): WRONG_TEST,
+    # q4.3a bug_placeholder_half: wrong sub-test
+    ("s03", "q4.3a", "a fraction in [0, 1]"): WRONG_TEST,
+    # q4.3a bug_sigmoid_not_rounded: wrong sub-test
+    ("s07", "q4.3a", "a fraction in [0, 1]"): WRONG_TEST,
+    # q4.3b bug_never_steps: wrong sub-test
+    ("s13", "q4.3b", "mean loss and accuracy"): WRONG_TEST,
+    ("s13", "q4.3b", "train mode with gradients"): WRONG_TEST,
+    # q4.3b bug_zero_grad_before_step: wrong sub-test
+    ("s10", "q4.3b", "mean loss and accuracy"): WRONG_TEST,
+    ("s10", "q4.3b", "train mode with gradients"): WRONG_TEST,
+    # q4.3c bug_returns_accuracy_first: wrong sub-test
+    ("s09", "q4.3c", "eval mode"): WRONG_TEST,
+    ("s09", "q4.3c", "no gradients, model unchanged"): WRONG_TEST,
+    # q4.4a bug_rounded_label: wrong sub-test
+    ("s09", "q4.4a", "[CLS] and [SEP]"): WRONG_TEST,
+    ("s09", "q4.4a", "cut to 510 tokens"): WRONG_TEST,
 }
 
 
@@ -43,6 +150,7 @@ def subtests() -> dict[str, list[str]]:
 
 
 def points_of(qid: str, test: str) -> float:
+    """The points of one sub-test."""
     return next(t.points for t in BY_ID[qid].exercise.tests if t.name == test)
 
 
@@ -81,9 +189,11 @@ def tally(graded: dict[str, dict], unfair: dict[tuple[str, str, str], str]) -> s
         entries = [(s, q, t) for (s, q, t), k in unfair.items() if k == kind and s in corpus]
         results = sorted({(s, q) for s, q, _ in entries})
         points = sum(points_of(q, t) for _, q, t in entries)
+        variants = {(q, SUBMISSIONS[s][q]) for s, q in results}
         lines.append(f"{kind}: {len(results)} results ({len(entries)} sub-tests, {points:g} points) in "
-                     f"{len({s for s, _ in results})} submissions")
-        lines += [f"    {s} {q}: {', '.join(t for s2, q2, t in entries if (s2, q2) == (s, q))}" for s, q in results]
+                     f"{len({s for s, _ in results})} submissions, from {len(variants)} variants")
+        lines += [f"    {s} {q} {SUBMISSIONS[s][q]}: {', '.join(t for s2, q2, t in entries if (s2, q2) == (s, q))}"
+                  for s, q in results]
     forged = graded[FORGED_NAME]
     auto = sum(BY_ID[q].max_points for q in QUESTION_ORDER)
     earned = {q["id"]: q["points"] for q in forged["questions"] if q["id"] in QUESTION_ORDER and q["points"]}
