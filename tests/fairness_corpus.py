@@ -245,14 +245,14 @@ predictions = {review: predict_sentiment(model, tokenizer, review) for review in
 
 Y_T, TIES = "y_T on even-length sequences", "ties (h_T = 0) and near-ties (h_T = ±1)"
 W_, Y_, FINITE = "weights W", "outputs Y = W X", "finite for huge β"
-GRU, DROPOUT, ONE_OUT = "GRU: 2 bidirectional layers of 256", "dropout 0.25", "one output"
+GRU, DROPOUT, ONE_OUT = "GRU layers, hidden size and direction", "dropout", "output size"
 FROZEN, HEAD = "BERT frozen", "GRU and linear layer trainable"
 FRACTION, ROUNDS = "a fraction in [0, 1]", "rounds the sigmoid"
-UPDATES, TRAIN_MODE, MEANS = "updates the model like the reference", "train mode with gradients", "mean loss and accuracy"
+UPDATES, TRAIN_MODE, MEANS = "updates the model like the answer key", "train mode with gradients", "mean loss and accuracy"
 EVAL_MODE, NO_GRAD = "eval mode", "no gradients, model unchanged"
 RECORDS, FOUR, BEST = "one record per epoch", "the four values of each epoch", "the best model saved"
 SPECIAL, CUT, SIGMOID, FLOAT = "[CLS] and [SEP]", "cut to 510 tokens", "sigmoid", "a float"
-OWN, PROBABILITIES = "two reviews of your own", "probabilities in [0, 1]"
+OWN, PROBABILITIES = "two reviews of your own", "probabilities from the trained model"
 
 VARIANTS: dict[str, dict[str, dict]] = {
     "q2": {

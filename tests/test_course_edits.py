@@ -74,7 +74,7 @@ def test_the_mini_course_follows_an_edited_key(tmp_path, capsys, monkeypatch):
     assert lost(reports["edited"]) == {} and reports["edited"]["total"] == 1.5 + 1 + 2 + 2
     assert lost(reports["old"]) == {"q2": 1.5}
     # the Gradescope zip carries the edited homework
-    assert hw3("autograder", tmp_path / "zip", "--answers", answers, "--key-file", tmp_path / "out" / "course.key") == 0
+    assert hw3("autograder", tmp_path / "zip", "--answers", answers, "--key-file", tmp_path / "course.key") == 0
     with zipfile.ZipFile(tmp_path / "zip" / "autograder.zip") as zipped:
         assert zipped.read("answers/questions.toml") == (answers / "questions.toml").read_bytes()
         assert b"h = x + h" in zipped.read("answers/hw3.ipynb")

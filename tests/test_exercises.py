@@ -23,12 +23,13 @@ from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
 HOMEWORK = load_homework_file(Path(__file__).resolve().parents[1] / "answers" / "questions.toml")
 
 
-def grade(qid: str, *objects, key: tuple, seed: int = 7, graded: bool = False):
+def grade(qid: str, *objects, key: tuple, seed: int = 7, graded: bool = False, **grader):
     """The QuestionResult of question `qid` for the student's `objects` against the answer key's objects `key`, on
-    the inputs of `seed`: as a notebook's public check does it (or as `hw3 grade` does, `graded`)."""
+    the inputs of `seed`: as a notebook's public check does it (or as `hw3 grade` does, `graded`, with what the
+    grader's own process found, `verified`, and the status of the questions before, `context`)."""
     question = HOMEWORK.by_id[qid]
     answer = key_answer(question.exercise, key, {}, seed)
-    return run_check(question, answer["inputs"], {**answer, "public": not graded}, objects, {})
+    return run_check(question, answer["inputs"], {**answer, "public": not graded, **grader}, objects, {})
 
 
 def lost(result) -> dict[str, str]:
@@ -459,6 +460,42 @@ def test_q4_3d(tmp_path, homework_model):
                  "inside the loop")
 
 
+HISTORY = [{"train_loss": 0.7, "train_acc": 0.5, "valid_loss": loss, "valid_acc": acc}
+           for loss, acc in ((0.69, 0.4), (0.61, 0.6), (0.58, 0.8), (0.6, 0.8), (0.64, 0.6))]
+EVALUATE_RIGHT = {"evaluate_epoch": "passed"}
+
+
+def saved_model(loss: float, acc: float) -> dict:
+    """What the grader's verifier reports for a checkpoint with this validation loss and accuracy."""
+    return {"architecture": {"hidden_size": 256, "num_layers": 2, "bidirectional": True, "input_size": 32,
+                             "out": [512, 1]}, "valid": [loss, acc]}
+
+
+def test_q4_3d_the_grader_checks_the_saved_model_against_the_history(tmp_path, homework_model):
+    checkpoint = tmp_path / "best.pt"
+    torch.save(homework_model.head_state_dict(), checkpoint)
+    objects = (checkpoint, homework_model)
+    key = (HISTORY, *objects)
+    assert_full(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.58, 0.8),
+                      context=EVALUATE_RIGHT))
+    last = grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.64, 0.6),
+                 context=EVALUATE_RIGHT)
+    assert_loses(last, "the best model saved", "only when the validation loss improves")
+    assert "is epoch 5's (validation loss 0.64), not the best, epoch 3's" in last.tests[2].message
+    swapped = [{**r, "valid_acc": r["train_acc"]} for r in HISTORY]  # train_acc recorded as valid_acc
+    assert_loses(grade("q4.3d", swapped, *objects, key=key, graded=True, verified=saved_model(0.58, 0.8),
+                       context=EVALUATE_RIGHT), "the four values of each epoch", "accuracy evaluate returns")
+    made_up = grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.4321, 0.9),
+                    context=EVALUATE_RIGHT)
+    assert_loses(made_up, "the best model saved", "lowest")
+    nothing = grade("q4.3d", HISTORY, *objects, key=key, graded=True,
+                    verified={"error": "no file was saved at CHECKPOINT"}, context=EVALUATE_RIGHT)
+    assert set(lost(nothing)) == {"the four values of each epoch", "the best model saved"}
+    # an evaluate that is not right records values hw3's evaluation cannot match: only the file is checked
+    assert_full(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.64, 0.6),
+                      context={"evaluate_epoch": "partial"}))
+
+
 # Q4.4 ----------------------------------------------------------------------------------------------------
 
 max_input_length = 512
@@ -546,11 +583,37 @@ def test_q4_4a_numpy_float32_is_a_float(bundled_tokenizer):
 KEY_PREDICTIONS = ({"A review of the key's own.": 0.8, "Another.": 0.2},)
 
 
+def model_predictions(**values: tuple[float, float]) -> dict:
+    """What the verifier reports: {"predictions": {text: {"logit", "probability", "no special tokens"}}}."""
+    return {"predictions": {text: {"logit": logit, "probability": 1 / (1 + math.exp(-logit)), "no special tokens": bare}
+                            for text, (logit, bare) in values.items()}}
+
+
+def test_q4_4b_the_grader_re_predicts_the_reviews_with_the_saved_model():
+    found = model_predictions(**{"A moving film.": (2.0, 0.6), "Dull and long.": (-1.5, 0.3)})
+    right = {"A moving film.": 1 / (1 + math.exp(-2.0)), "Dull and long.": 1 / (1 + math.exp(1.5))}
+    ok = {"predict_sentiment": "passed"}
+    assert_full(grade("q4.4b", right, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok))
+    typed = {"A moving film.": 0.92, "Dull and long.": 0.15}
+    assert_loses(grade("q4.4b", typed, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok),
+                 "probabilities from the trained model", "after the best model is reloaded")
+    logits = {"A moving film.": 2.0, "Dull and long.": 0.0 - 1.5}
+    assert_loses(grade("q4.4b", logits, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok),
+                 "probabilities from the trained model", "")
+    # a predict_sentiment that rounds (q4.4a's mistake, charged there) gives the model's rounded predictions
+    rounded = {text: float(round(p)) for text, p in right.items()}
+    assert_full(grade("q4.4b", rounded, key=KEY_PREDICTIONS, graded=True, verified=found,
+                      context={"predict_sentiment": "partial"}))
+    assert_loses(grade("q4.4b", right, key=KEY_PREDICTIONS, graded=True, context=ok,
+                       verified={"error": "no model was saved at CHECKPOINT (q4.3d) to predict with"}),
+                 "probabilities from the trained model", "CHECKPOINT")
+
+
 def test_q4_4b():
     assert_full(grade("q4.4b", {"A moving film.": 0.9, "Dull and long.": 0.1}, key=KEY_PREDICTIONS))
     given = {"Justice League is terrible. I hated it.": 0.1, "Avengers was great!!": 0.9, "Mine.": 0.5}
     assert_loses(grade("q4.4b", given, key=KEY_PREDICTIONS), "two reviews of your own", "two reviews")
-    assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}, key=KEY_PREDICTIONS), "probabilities in [0, 1]",
+    assert_loses(grade("q4.4b", {"A moving film.": 3.2, "Dull.": 0.1}, key=KEY_PREDICTIONS), "probabilities from the trained model",
                  "predict_sentiment")
 
 

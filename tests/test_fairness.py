@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import nbformat
 import pytest
 from fairness_corpus import (FORGED_NAME, KEY, KEY_NAME, QUESTION_ORDER, SUBMISSIONS, VARIANTS, fair_verdicts, notebook,
                              solutions_of)
-from grading_helpers import hw3
+from grading_helpers import hw3, load_homework_file
 
-from hw3.grading.assign import generate, write
-from hw3.grading.exercises.registry import BY_ID
 from hw3.grading.kernel.sandbox import available
 
 pytestmark = [
@@ -29,6 +28,8 @@ pytestmark = [
 ]
 
 STUDENTS = (KEY_NAME, *SUBMISSIONS, FORGED_NAME)
+SPEC = Path(__file__).resolve().parents[1] / "answers" / "questions.toml"
+HOMEWORK = load_homework_file(SPEC)
 FALSE_FAIL, FALSE_PASS, WRONG_TEST = "false fail", "false pass", "wrong sub-test"
 
 # (submission, question, sub-test) -> how the grader of today gets it wrong. Remove an entry once the scorers
@@ -37,9 +38,9 @@ FALSE_FAIL, FALSE_PASS, WRONG_TEST = "false fail", "false pass", "wrong sub-test
 # automatic points for the forged probe.
 KNOWN_UNFAIR: dict[tuple[str, str, str], str] = {
     # q4.2a forged: false pass
-    ("forged_probe", "q4.2a", "GRU: 2 bidirectional layers of 256"): FALSE_PASS,
-    ("forged_probe", "q4.2a", "dropout 0.25"): FALSE_PASS,
-    ("forged_probe", "q4.2a", "one output"): FALSE_PASS,
+    ("forged_probe", "q4.2a", "GRU layers, hidden size and direction"): FALSE_PASS,
+    ("forged_probe", "q4.2a", "dropout"): FALSE_PASS,
+    ("forged_probe", "q4.2a", "output size"): FALSE_PASS,
     # q4.2c forged: false pass
     ("forged_probe", "q4.2c", "BERT frozen"): FALSE_PASS,
     ("forged_probe", "q4.2c", "GRU and linear layer trainable"): FALSE_PASS,
@@ -48,7 +49,7 @@ KNOWN_UNFAIR: dict[tuple[str, str, str], str] = {
     ("forged_probe", "q4.3d", "the best model saved"): FALSE_PASS,
     ("forged_probe", "q4.3d", "the four values of each epoch"): FALSE_PASS,
     # q4.4b forged: false pass
-    ("forged_probe", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    ("forged_probe", "q4.4b", "probabilities from the trained model"): FALSE_PASS,
     ("forged_probe", "q4.4b", "two reviews of your own"): FALSE_PASS,
     # q4.3a bug_threshold_on_logits: false pass
     ("s15", "q4.3a", "rounds the sigmoid"): FALSE_PASS,
@@ -70,9 +71,9 @@ KNOWN_UNFAIR: dict[tuple[str, str, str], str] = {
     # q4.3d bug_valid_acc_is_train_acc: false pass
     ("s04", "q4.3d", "the four values of each epoch"): FALSE_PASS,
     # q4.4b bug_logits: false pass
-    ("s19", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    ("s19", "q4.4b", "probabilities from the trained model"): FALSE_PASS,
     # q4.4b bug_made_up_numbers: false pass
-    ("s06", "q4.4b", "probabilities in [0, 1]"): FALSE_PASS,
+    ("s06", "q4.4b", "probabilities from the trained model"): FALSE_PASS,
     # q3a ok_list_of_0d_tensors: false fail
     ("s02", "q3a", "norms"): FALSE_FAIL,
     ("s10", "q3a", "norms"): FALSE_FAIL,
@@ -146,12 +147,12 @@ KNOWN_UNFAIR: dict[tuple[str, str, str], str] = {
 
 def subtests() -> dict[str, list[str]]:
     """{question id: its sub-tests' names}, from the registry."""
-    return {qid: [t.name for t in BY_ID[qid].exercise.tests] for qid in QUESTION_ORDER}
+    return {qid: [t.name for t in HOMEWORK.by_id[qid].tests] for qid in QUESTION_ORDER}
 
 
 def points_of(qid: str, test: str) -> float:
     """The points of one sub-test."""
-    return next(t.points for t in BY_ID[qid].exercise.tests if t.name == test)
+    return next(t.points for t in HOMEWORK.by_id[qid].tests if t.name == test)
 
 
 def graded_verdicts(report: dict) -> dict[str, dict[str, bool]]:
@@ -195,7 +196,7 @@ def tally(graded: dict[str, dict], unfair: dict[tuple[str, str, str], str]) -> s
         lines += [f"    {s} {q} {SUBMISSIONS[s][q]}: {', '.join(t for s2, q2, t in entries if (s2, q2) == (s, q))}"
                   for s, q in results]
     forged = graded[FORGED_NAME]
-    auto = sum(BY_ID[q].max_points for q in QUESTION_ORDER)
+    auto = sum(HOMEWORK.by_id[q].max_points for q in QUESTION_ORDER)
     earned = {q["id"]: q["points"] for q in forged["questions"] if q["id"] in QUESTION_ORDER and q["points"]}
     lines.append(f"forged probe: {sum(earned.values()):g} of {auto:g} automatic points {earned}")
     key = [k for k in unfair if k[0] == KEY_NAME]
@@ -210,13 +211,13 @@ def graded(tmp_path_factory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("fairness")
     (root / "answers").mkdir()
     nbformat.write(notebook(KEY), root / "answers" / "hw3.ipynb")
-    write(generate(root / "answers", root / "notebooks"))
+    (root / "answers" / "questions.toml").write_bytes(SPEC.read_bytes())
     (root / "submissions").mkdir()
     for student in STUDENTS:
         nbformat.write(notebook(solutions_of(student)), root / "submissions" / f"{student}.ipynb")
     out = root / "grades.json"
     (root / "course.key").write_text("fa11" * 16 + "\n")  # fixed inputs: the same verdicts every run
-    assert hw3("grade", *sorted((root / "submissions").iterdir()), "--reference", root / "notebooks", "--json", out,
+    assert hw3("grade", *sorted((root / "submissions").iterdir()), "--answers", root / "answers", "--json", out,
                "--key-file", root / "course.key", "--store", root / "grades.sqlite", "--timeout", "300",
                "--jobs", "2") == 0
     reports = {r["student"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
@@ -226,7 +227,7 @@ def graded(tmp_path_factory) -> dict[str, dict]:
 
 def test_the_corpus_is_larger_than_issue_16s_and_covers_every_question():
     assert len(SUBMISSIONS) >= 21
-    assert set(VARIANTS) == set(QUESTION_ORDER) == {q for q in BY_ID if BY_ID[q].kind == "auto"}
+    assert set(VARIANTS) == set(QUESTION_ORDER) == {q.id for q in HOMEWORK.automatic()}
     used = Counter((qid, name) for picks in SUBMISSIONS.values() for qid, name in picks.items())
     for qid, variants in VARIANTS.items():
         assert sum(n.startswith("ok_") for n in variants) >= 3, qid

@@ -131,7 +131,7 @@ MISTAKES_1 = {
               "torch.save(model.head_state_dict(), CHECKPOINT)", "the four values of each epoch"),
     "q4.4a": (STYLE_A["q4.4a"].replace("return torch.sigmoid(model(tensor)).item()", "return model(tensor).item()"),
               "sigmoid"),
-    "q4.4b": ("predictions = {'A moving film.': 1.5, 'Dull and long.': 0.1}", "probabilities in [0, 1]"),
+    "q4.4b": ("predictions = {'A moving film.': 1.5, 'Dull and long.': 0.1}", "probabilities from the trained model"),
 }
 MISTAKES_2 = {
     "q3b": ("def self_attention(X):\n    S = X @ X.T\n    W = torch.softmax(S - S.max(dim=1, keepdim=True).values, dim=1)\n"

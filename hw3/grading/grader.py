@@ -34,13 +34,13 @@ import nbformat
 from . import store
 from .assign import ANSWER_PLACEHOLDER
 from .course import Course, Released
-from .exercises.base import one_line
+from .exercises.base import Exercise, one_line
 from .exercises.checks import score_safely
 from .exercises.registry import Question
 from .kernel import sandbox as sandboxing
-from .kernel import withheld
+from .kernel import verifier, withheld
 from .kernel.execute import Execution, Launch, execute
-from .kernel.harness import final_cell, read_results
+from .kernel.harness import MAX_HANDOVER_BYTES, final_cell, handover_name, read_regular, read_results
 from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook, \
     regions
 from .results import GRADER_VERSION, QuestionResult, Report
@@ -190,6 +190,7 @@ class Probed:
     blamed: dict[str, str] = field(default_factory=dict)
     execution: Execution = field(default_factory=Execution)
     final_error: str | None = None
+    verified: dict[str, dict] = field(default_factory=dict)  # the grader's own checks of the handed-over files
 
 
 def launch_for(settings: Settings, hw3_build: Path, private: Path, sockets: Path, home: Path,
@@ -207,11 +208,13 @@ def launch_for(settings: Settings, hw3_build: Path, private: Path, sockets: Path
 @dataclass
 class Run:
     """One execution of a notebook and its final cell: what the notebook's cells did, the final cell's records
-    ({request id: records}) and the ids whose probe started."""
+    ({request id: records}), the ids whose probe started, and the files the probes handed over ({id: a private
+    copy})."""
 
     execution: Execution
     found: dict[str, list[dict]]
     started: list[str]
+    handed: dict[str, Path] = field(default_factory=dict)
 
 
 class Runner:
@@ -241,20 +244,33 @@ class Runner:
                                 timeout=settings.timeout, final_timeout=final_timeout,
                                 launch=launch_for(settings, self.build, self.copy, sockets, home, bounded), skip=skip)
             found, started = read_results(sockets, nonce)
+            handed = self.keep_handed(sockets, nonce, [r["id"] for r in requests if "tag" not in r])
         finally:
             if bounded:
                 sandboxing.unmount(sockets)
             shutil.rmtree(sockets, ignore_errors=True)
             shutil.rmtree(home, ignore_errors=True)
-        return Run(execution, found, started)
+        return Run(execution, found, started, handed)
+
+    def keep_handed(self, sockets: Path, nonce: str, ids: list[str]) -> dict[str, Path]:
+        """Private copies of the files the probes handed over in `sockets` (regular files only, not followed
+        through links, at most harness.MAX_HANDOVER_BYTES; anything else is as if nothing was handed over)."""
+        kept = {}
+        for qid in ids:
+            data = read_regular(sockets / handover_name(nonce, qid), MAX_HANDOVER_BYTES)
+            if data is not None:
+                kept[qid] = Path(self.scratch) / f"handed-{secrets.token_hex(4)}.bin"
+                kept[qid].write_bytes(data)
+        return kept
 
 
 def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, CheckCall], settings: Settings) -> Probed:
     """Run `nb` in its sandbox and probe `calls` there on this student's inputs, retrying without a probe that
-    hangs or kills the kernel."""
+    hangs or kills the kernel; then check what the probes handed over in the grader's own process (`verify`)."""
     questions = settings.course.homework.by_id
     probed = Probed()
     pending = list(calls)
+    handed: dict[str, Path] = {}
     first: Execution | None = None
     with tempfile.TemporaryDirectory(prefix="hw3-grade-", dir=short_tmp(), ignore_cleanup_errors=True) as scratch:
         runner = Runner(nb, path.name, settings, grading_build(settings.course), scratch)
@@ -265,6 +281,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
             run = runner.run(requests, settings.timeout * len(pending) + 60, skip=first.broken if first else None)
             execution = run.execution
             first = first or execution
+            handed.update(run.handed)
             for qid, records in run.found.items():
                 if qid not in pending:
                     continue
@@ -283,6 +300,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
             pending = [q for q in unanswered if q != culprit]
             if not pending:
                 break
+        probed.verified = verify(probed, handed, settings, scratch)
     probed.execution = first or Execution()
     unresolved = [q for q in calls if q not in probed.outputs and q not in probed.errors and q not in probed.blamed]
     probed.final_error = execution.final_error if unresolved else None
@@ -299,14 +317,35 @@ def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released,
     untouched = {i for i, c in enumerate(nb.cells) if c.cell_type == "code" and fingerprint(c.source) in released.cells}
     findings = Findings(problems, probed.execution.failures, untouched, regions(list(valid.values())), probed,
                         probed.final_error)
-    results = {}
+    results: dict[str, QuestionResult] = {}
+    context: dict[str, str] = {}  # the status of each exercise kind scored so far (a later one may depend on it)
     for qid in wanted:
         q = settings.course.homework.by_id[qid]
         reason = findings.reason(qid)
-        expected = settings.expected.get(qid, {})
+        expected = {**settings.expected.get(qid, {}), "context": dict(context)}
+        if qid in probed.verified:
+            expected["verified"] = probed.verified[qid]
         results[qid] = (QuestionResult.failed(qid, q.title, q.max_points, reason) if reason else
                         score_safely(q, expected["inputs"], probed.outputs[qid], expected))
+        context[q.exercise_kind] = results[qid].status
     return results, findings.notes()
+
+
+def verify(probed: Probed, handed: dict[str, Path], settings: Settings, scratch: str) -> dict[str, dict]:
+    """{question id: what the grader's own process found} for the probed questions whose exercise examines
+    handed-over files (`Exercise.verify`), run once for the notebook in a sandbox of its own (`kernel.verifier`)."""
+    questions = settings.course.homework.by_id
+    wanted = [qid for qid in probed.outputs if type(questions[qid].exercise).verify is not Exercise.verify]
+    if not wanted:
+        return {}
+    uid = sandboxing.SANDBOX_UID + settings.slot
+    inbox = sandboxing.private_folder(f"{scratch}/verify-", uid)
+    launch = launch_for(settings, key_build(), inbox, sandboxing.private_folder(f"{scratch}/sockets-", uid),
+                        sandboxing.private_folder(f"{scratch}/home-", uid))
+    items = [{"id": qid, "exercise": questions[qid].exercise_kind, "options": questions[qid].options,
+              "inputs": settings.expected[qid]["inputs"], "outputs": probed.outputs[qid]} for qid in wanted]
+    files = {questions[qid].exercise_kind: path for qid, path in handed.items()}
+    return verifier.verify(items, files, launch, settings.timeout)
 
 
 def written_answers(nb: nbformat.NotebookNode, questions: dict[str, Question]) -> dict[str, bool]:

@@ -11,10 +11,14 @@ grader runs the question's reference code beside the student's). Each part runs 
   cell names on those inputs and returns only plain JSON data (numbers, strings, lists, dicts): never objects;
 - `mistakes(inputs, outputs, *objects)` (the key's side, with hw3's full package) adds what hw3's own reference and its table
   of common mistakes give on the same inputs: hints are shown only where hw3's reference agrees with the key;
+- `artifact(inputs, *objects)` and `verify(inputs, outputs, files)`: where what the kernel returns stands for work
+  it cannot prove (a trained checkpoint, predictions from the student's model), the probe also hands the grader a
+  file, and `verify` computes, in a trusted process of the grader's (`kernel.verifier`), what the file shows;
 - `score(marks, inputs, outputs, expected)` (the grader's process, or the notebook's instant check) compares the
-  student's returned data with `expected` = {"outputs": the key's probe outputs, "mistakes": ...}, in pure
-  Python. Whatever the kernel returned is hostile data: a value of the wrong type fails its sub-test with a
-  message (`Marks.read`), it never crashes the grader.
+  student's returned data with `expected` = {"outputs": the key's probe outputs, "mistakes": ..., and where they
+  apply "verified": what `verify` found, "context": {exercise kind: status} of the questions scored before it},
+  in pure Python. Whatever the kernel returned is hostile data: a value of the wrong type fails its sub-test with
+  a message (`Marks.read`), it never crashes the grader.
 
 Points are not here: each question's sub-tests and their points come from the course's questions.toml
 (`registry`); an exercise kind names its sub-tests, and `Marks` records which of them failed and why.
@@ -81,6 +85,15 @@ class Exercise:
     def mistakes(self, inputs: dict, outputs: Any, *objects: Any) -> dict:
         """What hw3's reference and its common mistakes give on `inputs` (the key's side, `objects` being the key's
         own, `outputs` its probe's); default: nothing."""
+        return {}
+
+    def artifact(self, inputs: dict, *objects: Any) -> str | None:
+        """Kernel side: the path of a file the grader should examine itself (e.g. the saved checkpoint), or None."""
+        return None
+
+    def verify(self, inputs: dict, outputs: Any, files: dict[str, str]) -> dict:
+        """The grader's own computation on the files the submission's kernel handed over ({question id: path}),
+        in a trusted process (`kernel.verifier`); what it returns reaches `score` as expected["verified"]."""
         return {}
 
     def score(self, marks: "Marks", inputs: dict, outputs: Any, expected: dict) -> None:

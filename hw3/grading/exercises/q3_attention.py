@@ -97,16 +97,17 @@ class Attention(Exercise):
                 X = case["X"]
                 W = numbers(pair[0], f"{shown} (W)", (3, 3))
                 Y = numbers(pair[1], f"{shown} (Y)", (3, len(X[0])))
-                if case["huge"] and not all(math.isfinite(v) for v in flat(W) + flat(Y)):
-                    marks.fail(finite, f"{shown} gave non-finite values", shown,
-                               "subtract each row's maximum score before exp (softmax is shift-invariant)")
-                    continue  # an overflow costs "finite" only
+                if not all(math.isfinite(v) for v in flat(W) + flat(Y)):
+                    hint = "subtract each row's maximum score before exp (softmax is shift-invariant)"
+                    for name in [finite] if case["huge"] else [weights, outputs_test]:  # for huge β: an overflow
+                        marks.fail(name, f"{shown} gave non-finite values", shown, hint)
+                    continue
                 if not all_close(W, W_key, rel=1e-5, abs_=1e-8):
                     hw3 = mistakes.get("hw3")
                     hint = _hint(W, index, mistakes) if hw3 and all_close(hw3[index], W_key, 1e-9, 1e-12) else ""
                     for name in [weights, finite] if case["huge"] else [weights]:  # finite but wrong is no pass
                         marks.fail(name, f"{shown}: W = {fmt(W)}, expected {fmt(W_key)}", shown, hint)
-                if not all_close(Y, matmul(W, X), rel=1e-5, abs_=1e-6) and all(math.isfinite(v) for v in flat(W)):
+                if not all_close(Y, matmul(W, X), rel=1e-5, abs_=1e-6):
                     marks.fail(outputs_test, f"{shown}: Y is not W X for the returned W (W X = {fmt(matmul(W, X))})",
                                shown, "Y is the weighted sum of the tokens: Y = W @ X")
 

@@ -130,10 +130,16 @@ def _table(mistakes: dict | None, want: float) -> dict[str, float]:
 
 
 class Predictions(Exercise):
-    """q4.4b: at least two new reviews of the student's own, with their probabilities."""
+    """q4.4b: at least two new reviews of the student's own, with the probabilities the trained model gives them.
+
+    The grader re-predicts each review itself (`verify`, in its own process) with the model saved at CHECKPOINT
+    (q4.3d), which the notebook reloads before predicting: a stored value must be that probability. Where
+    predict_sentiment (q4.4a) is not right, the values its own mistake would give from that model count too (the
+    mistake is q4.4a's), but typed-in numbers never do.
+    """
 
     kind = "own_predictions"
-    tests = ("two reviews of your own", "probabilities in [0, 1]")
+    tests = ("two reviews of your own", "probabilities from the trained model")
 
     def inputs(self, rng: random.Random, key: Key) -> dict:
         return {}
@@ -142,6 +148,19 @@ class Predictions(Exercise):
         if not isinstance(predictions, dict):
             return {"type": type(predictions).__name__}
         return [[plain(k), plain(v)] for k, v in list(predictions.items())[:100]]
+
+    def verify(self, inputs: dict, outputs: Any, files: dict[str, str]) -> dict:
+        """What the saved model predicts for each of the student's own reviews, or why it could not be used."""
+        from .saved_model import Unusable, head_state, model_of, predictions
+
+        texts = [text for text, _ in outputs if isinstance(text, str) and text not in GIVEN_REVIEWS][:20] \
+            if isinstance(outputs, list) else []
+        if "training_loop" not in files:
+            return {"error": "no model was saved at CHECKPOINT (q4.3d) to predict with"}
+        try:
+            return {"predictions": predictions(model_of(head_state(files["training_loop"])), texts)}
+        except Unusable as exc:
+            return {"error": f"the model saved at CHECKPOINT (q4.3d) cannot be used: {exc}"}
 
     def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
         own, probabilities = self.tests
@@ -158,9 +177,34 @@ class Predictions(Exercise):
             for text, p in new:
                 shown = f"predictions[{str(text)[:40]!r}]"
                 value = number(p, shown)
-                if not 0 <= value <= 1:
+                if not 0 <= value <= 1 and expected.get("context", {}).get("predict_sentiment", "passed") == "passed":
                     marks.fail(probabilities, f"{shown} is {value:.4g}, expected a probability in [0, 1]", shown,
                                "store predict_sentiment(model, tokenizer, review)")
+            if "verified" in expected:
+                self.score_verified(marks, new, expected)
+
+    def score_verified(self, marks: Marks, new: list, expected: dict) -> None:
+        """Each stored value against the saved model's own prediction for that review."""
+        probabilities = self.tests[1]
+        found = expected["verified"]
+        if "error" in found:
+            marks.fail(probabilities, f"the predictions cannot be checked: {found['error']}",
+                       hint="save the best model to CHECKPOINT (q4.3d) and predict with it")
+            return
+        right = expected.get("context", {}).get("predict_sentiment") == "passed"
+        for text, p in new:
+            model = found["predictions"].get(text) if isinstance(text, str) else None
+            if model is None:
+                continue
+            value = number(p, "the prediction")
+            allowed = [model["probability"]] if right else \
+                [model["probability"], round(model["probability"]), model["logit"], model["no special tokens"]]
+            if not any(close(value, v, rel=1e-3, abs_=1e-4) for v in allowed):
+                marks.fail(probabilities, f"predictions[{text[:40]!r}] is {value:.4g}, but the trained model gives "
+                                          f"{model['probability']:.4g}", text[:80],
+                           "store predict_sentiment(model, tokenizer, review) for each review, after the best model "
+                           "is reloaded")
+                return
 
 
 KINDS = (PredictSentiment, Predictions)

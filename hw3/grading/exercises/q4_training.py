@@ -277,8 +277,14 @@ class Evaluate(_Epoch):
 
 
 class History(Exercise):
-    """q4.3d: one dict of losses and accuracies per epoch (as many as the answer key's), and the best model saved
-    at CHECKPOINT. The accuracies' range is q4.3a's business: a percentage accuracy costs its points there."""
+    """q4.3d: one dict of the four values per epoch (as many as the answer key's), and the best model saved at
+    CHECKPOINT. The accuracies' range is q4.3a's business: a percentage accuracy costs its points there.
+
+    The grader checks the loop against the saved model itself (`verify`, in its own process): it loads the
+    checkpoint, evaluates it on the notebook's validation split, and requires that model to be the epoch with the
+    lowest recorded validation loss, with that epoch's recorded validation accuracy. Where `evaluate` (q4.3c) is
+    not right, the recorded values are not comparable with hw3's evaluation, so only the file is checked.
+    """
 
     kind = "training_loop"
     tests = ("one record per epoch", "the four values of each epoch", "the best model saved")
@@ -300,11 +306,26 @@ class History(Exercise):
         shapes = {k: list(v.shape) for k, v in model.state_dict().items()} if hasattr(model, "state_dict") else None
         return {"history": plain(history), "checkpoint": str(checkpoint), "saved": saved, "model": shapes}
 
+    def artifact(self, inputs: dict, history: Any, checkpoint: Any = "model.pt", model: Any = None) -> str | None:
+        return checkpoint
+
+    def verify(self, inputs: dict, outputs: Any, files: dict[str, str]) -> dict:
+        """The saved model's architecture and its validation (loss, accuracy), or why it could not be used."""
+        from .saved_model import Unusable, architecture, head_state, model_of, validation
+
+        if self.kind not in files:
+            return {"error": "no file was saved at CHECKPOINT"}
+        try:
+            head = head_state(files[self.kind])
+            return {"architecture": architecture(head), "valid": list(validation(model_of(head)))}
+        except Unusable as exc:
+            return {"error": str(exc)}
+
     def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
         records, values, saved = self.tests
         epochs = len(expected["outputs"]["history"])
+        history = outputs.get("history") if isinstance(outputs, dict) else None
         with marks.read(records, values):
-            history = outputs["history"]
             if not isinstance(history, list) or not history:
                 raise Unreadable(f"history is {describe_plain(history)}, expected a list with one dict per epoch")
             bad = next((i for i, r in enumerate(history) if not isinstance(r, dict)), None)
@@ -335,6 +356,38 @@ class History(Exercise):
                 wrong = [k for k, v in state.items() if k not in shapes or shapes[k] != v]
                 if wrong:
                     marks.fail(saved, f"{path} does not fit the model ({wrong[0]})", hint="save this model's weights")
+        if "verified" in expected:
+            with marks.read(values, saved):
+                self.score_saved_model(marks, outputs, expected)
+
+    def score_saved_model(self, marks: Marks, outputs: Any, expected: dict) -> None:
+        """The saved model against the history: it is the best epoch's, with that epoch's recorded values."""
+        _, values, saved = self.tests
+        found, path = expected["verified"], outputs["checkpoint"]
+        if "error" in found:
+            marks.fail(saved, f"the grader could not use the model saved at {path}: {found['error']}",
+                       hint="save model.head_state_dict() (or model.state_dict()) to CHECKPOINT when the validation "
+                            "loss improves")
+            marks.fail(values, "the recorded values cannot be checked without the saved model", path)
+            return
+        if expected.get("context", {}).get("evaluate_epoch") != "passed":
+            return  # the history's validation values come from an evaluate that is not right: nothing to compare
+        history = [r for r in outputs["history"] if isinstance(r, dict)]
+        losses = [number(r["valid_loss"], "valid_loss") for r in history]
+        loss, acc = found["valid"]
+        best = min(range(len(losses)), key=losses.__getitem__)
+        match = next((i for i, value in enumerate(losses) if close(value, loss, rel=1e-3, abs_=1e-4)), None)
+        if match is None:
+            marks.fail(saved, f"the model saved at {path} has validation loss {loss:.4g}, which no epoch of history "
+                              f"recorded", path, "save the model of the epoch whose validation loss is the lowest")
+        elif not close(losses[match], losses[best], rel=1e-6, abs_=1e-9):
+            marks.fail(saved, f"the model saved at {path} is epoch {match + 1}'s (validation loss {loss:.4g}), not "
+                              f"the best, epoch {best + 1}'s ({losses[best]:.4g})", path,
+                       "save only when the validation loss improves (and update the best loss then)")
+        elif not close(number(history[match]["valid_acc"], "valid_acc"), acc, rel=1e-3, abs_=1e-4):
+            marks.fail(values, f"history[{match}]['valid_acc'] is {number(history[match]['valid_acc'], 'valid_acc'):.4g}"
+                               f", but that epoch's saved model has validation accuracy {acc:.4g}", path,
+                       "record the accuracy evaluate returns on the validation set")
 
 
 KINDS = (BinaryAccuracy, Train, Evaluate, History)

@@ -76,8 +76,9 @@ def _objects(request: dict, namespace: dict) -> tuple[tuple, dict]:
     return eval(f"_hw3_collect({request['arguments']})", namespace, {"_hw3_collect": _collect})
 
 
-def probe_one(request: dict, namespace: dict, limit: float) -> dict:
-    """{"outputs": ...} of one question's probe, or {"error": ..., "defined": False} when its objects do not exist."""
+def probe_one(request: dict, namespace: dict, limit: float, handover: str = "") -> dict:
+    """{"outputs": ...} of one question's probe, or {"error": ..., "defined": False} when its objects do not exist;
+    the file the exercise hands the grader (if any) is copied to `handover`."""
     try:
         args, kwargs = _objects(request, namespace)
     except Exception as exc:
@@ -87,7 +88,10 @@ def probe_one(request: dict, namespace: dict, limit: float) -> dict:
     if problem:
         return {"error": problem}
     try:
-        return {"outputs": within(limit, lambda: probe_quietly(exercise, request["inputs"], args, kwargs))}
+        outputs = within(limit, lambda: probe_quietly(exercise, request["inputs"], args, kwargs))
+        if handover:
+            hand_over(exercise.artifact(request["inputs"], *args), handover)
+        return {"outputs": outputs}
     except ProbeTimeout:
         return {"error": f"checking it did not finish within {limit:g} s"}
     except BaseException as exc:  # SystemExit or KeyboardInterrupt from the student's code
@@ -100,12 +104,32 @@ def run_probes(requests: str, namespace: dict, nonce: str, limit: float, folder:
     for request in json.loads(requests):
         _record(path, nonce, {"id": request["id"], "started": True})
         try:
-            result = probe_one(request, namespace, limit)
+            result = probe_one(request, namespace, limit, os.path.join(folder, handover_name(nonce, request["id"])))
             record = {"id": request["id"], **result}
             json.dumps(record)
         except BaseException as exc:
             record = {"id": request["id"], "error": f"the probe was interrupted ({type(exc).__name__})"}
         _record(path, nonce, record)
+
+
+MAX_HANDOVER_BYTES = 256 * 2**20
+
+
+def handover_name(nonce: str, qid: str) -> str:
+    """The name of the file a question's probe hands the grader, in the shared folder."""
+    return f"{nonce}.{qid}.handover"
+
+
+def hand_over(path: Any, destination: str) -> None:
+    """Copy the file at `path` (a path the exercise named; nothing when None) to `destination`, at most
+    MAX_HANDOVER_BYTES: what the grader examines itself (`kernel.verifier`)."""
+    if path is None:
+        return
+    try:
+        with open(os.fspath(path), "rb") as source, open(destination, "wb") as out:
+            out.write(source.read(MAX_HANDOVER_BYTES + 1))
+    except (OSError, TypeError, ValueError):  # no such file: the grader finds none, and says so
+        pass
 
 
 def answer(request: dict, namespace: dict) -> dict:
@@ -142,14 +166,7 @@ def read_results(folder: Path, nonce: str) -> tuple[dict[str, list[dict]], list[
     """
     found: dict[str, list[dict]] = {}
     started: list[str] = []
-    try:
-        fd = os.open(Path(folder) / f"{nonce}.jsonl", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return found, started
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return found, started
-        data = file.read(MAX_RESULTS_BYTES)
+    data = read_regular(Path(folder) / f"{nonce}.jsonl", MAX_RESULTS_BYTES) or b""
     for line in data.decode("utf-8", errors="replace").splitlines():
         if not line.startswith(nonce + " "):
             continue
@@ -163,3 +180,16 @@ def read_results(folder: Path, nonce: str) -> tuple[dict[str, list[dict]], list[
             else:
                 found.setdefault(record["id"], []).append(record)
     return found, started
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """The first `limit` bytes of the file the kernel left at `path`: opened without following links or blocking,
+    and only when it is a regular file (None otherwise, or when there is none)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return None
+        return file.read(limit)
