@@ -234,3 +234,17 @@ def test_the_released_notebooks_agree_with_questions_toml():
     answered = [c["metadata"]["hw3"]["answer"] for p in sorted(root.glob("*.ipynb"))
                 for c in json.loads(p.read_text(encoding="utf-8"))["cells"] if "hw3" in c.get("metadata", {})]
     assert sorted(answered) == sorted(q.id for q in HOMEWORK.manual())
+
+
+def test_the_readmes_points_are_questions_tomls():
+    """The README's table of questions and its summary of points derive from answers/questions.toml."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    parts = {f"Q{n}": sum(q.max_points for q in HOMEWORK.questions if q.id.startswith(f"q{n}")) for n in range(1, 5)}
+    table = {m[1]: float(m[2]) for m in re.finditer(r"^\| (Q\d) \(([\d.]+) pts\) \|", readme, re.M)}
+    assert table == parts
+    auto = sum(q.max_points for q in HOMEWORK.automatic())
+    manual = sum(q.max_points for q in HOMEWORK.manual())
+    summary = ", ".join(f"{q} {p:g}" for q, p in parts.items())
+    assert f"{summary} points: {auto:g} automatic, {manual:g} graded by hand" in " ".join(readme.split())

@@ -91,6 +91,37 @@ def test_run_autograder_writes_only_a_complete_results_json(autograder, tmp_path
     assert by_name["q2"]["status"] == "passed" and by_name["q3a"]["status"] == "failed"
     assert by_name["q3a"]["score"] == 0 and data["score"] == 5.5  # q2 1.5 + q3b 2 + q4.3a 2
     assert "q3a" in data["output"]
+    # the failing input and a hint, never the key's value for it: the student could resubmit with it
+    assert "Input: norms(" in by_name["q3a"]["output"] and "expected" not in by_name["q3a"]["output"]
+
+
+def test_a_student_keeps_their_inputs_and_others_get_other_ones(autograder, tmp_path):
+    """Inputs are drawn from the Gradescope user id: a resubmission sees the same ones, another student others."""
+    def inputs_seen(folder: str, user: int) -> str:
+        nb = answer_key()
+        cell(nb, "q3a-solution").source = "def norms(beta):\n    return [beta, beta, beta]"
+        fake = fake_autograder_root(tmp_path / folder, autograder[1], {"hw3.ipynb": nbformat.writes(nb)})
+        metadata = {"users": [{"email": "x@example.edu", "id": user, "name": "X"}], "created_at": "2026-12-07"}
+        (fake / "submission_metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+        assert run_autograder(fake).returncode == 0
+        data = json.loads((fake / "results" / "results.json").read_text(encoding="utf-8"))
+        return next(t["output"] for t in data["tests"] if t["name"].startswith("q3a"))
+
+    first, again, other = inputs_seen("a", 101), inputs_seen("b", 101), inputs_seen("c", 202)
+    assert first == again and first != other
+
+
+def test_the_graded_student_is_named_after_the_gradescope_users(tmp_path):
+    from hw3.grading.autograder import student_of
+
+    metadata = tmp_path / "m.json"
+    metadata.write_text(json.dumps({"users": [{"id": 42}, {"id": "7"}]}), encoding="utf-8")
+    assert student_of(metadata) == "gradescope-42-7"
+    metadata.write_text(json.dumps({"users": [{"id": "../../x; rm -rf /"}]}), encoding="utf-8")
+    assert student_of(metadata) == "gradescope-xrmrf"
+    assert student_of(tmp_path / "missing.json") == "submission"
+    metadata.write_text("[1, 2]", encoding="utf-8")
+    assert student_of(metadata) == "submission"
 
 
 def test_a_crash_still_gives_one_results_json_with_score_zero_and_the_reason(autograder, tmp_path):

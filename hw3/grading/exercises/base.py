@@ -114,16 +114,18 @@ class Marks:
 
     def __init__(self, tests: tuple[Test, ...]) -> None:
         self.tests = tests
-        self.failures: dict[str, tuple[str, str, str]] = {}
+        self.failures: dict[str, tuple[str, str, str, str]] = {}
 
     @property
     def first(self) -> str:
         """The name of the first sub-test (a generic kind has exactly one)."""
         return self.tests[0].name
 
-    def fail(self, name: str, message: str, input: str = "", hint: str = "") -> None:
-        """Fail test `name` (once: a later failure of the same test is ignored)."""
-        self.failures.setdefault(name, (one_line(message), one_line(input, 400), one_line(hint)))
+    def fail(self, name: str, message: str, input: str = "", hint: str = "", expected: str = "") -> None:
+        """Fail test `name` (once: a later failure of the same test is ignored). `message` says what happened,
+        `expected` what the answer key gives for that input (kept apart: where a student may resubmit, it is an
+        oracle, and Gradescope's results leave it out)."""
+        self.failures.setdefault(name, (one_line(message), one_line(input, 400), one_line(hint), one_line(expected)))
 
     def failed(self, name: str) -> bool:
         return name in self.failures
@@ -151,8 +153,8 @@ class Marks:
         out = []
         for test in self.tests:
             if test.name in self.failures:
-                message, shown, hint = self.failures[test.name]
-                out.append(TestResult(test.name, 0.0, test.points, message, shown, hint))
+                message, shown, hint, expected = self.failures[test.name]
+                out.append(TestResult(test.name, 0.0, test.points, message, shown, hint, expected))
             else:
                 out.append(TestResult(test.name, test.points, test.points))
         return out

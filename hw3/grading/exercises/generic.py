@@ -72,7 +72,7 @@ class Value(Exercise):
 
     def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
         if not same(outputs, expected["outputs"], self.rtol, self.atol):
-            marks.fail(marks.first, f"the value is {shown(outputs)}, expected {shown(expected['outputs'])}")
+            marks.fail(marks.first, f"the value is {shown(outputs)}", expected=shown(expected["outputs"]))
 
 
 class Function(Exercise):
@@ -105,7 +105,7 @@ class Function(Exercise):
                 got = returned(result, what)
                 want = returned(reference, "the answer key")
                 if not same(got, want, self.rtol, self.atol):
-                    marks.fail(name, f"{what} returned {shown(got)}, expected {shown(want)}", what)
+                    marks.fail(name, f"{what} returned {shown(got)}", what, expected=shown(want))
 
 
 def _tolerance(value: Any, name: str) -> float:

@@ -59,7 +59,7 @@ class RnnOutput(Exercise):
                     want = number(returned(key_result, "the answer key"), "the answer key")
                     if not close(got, want, abs_=1e-6):
                         hint = _hint(got, want) if reference is not None and close(reference, want, abs_=1e-9) else ""
-                        marks.fail(test, f"{shown} returned {got:.6g}, expected y_T = {want:.6g}", shown, hint)
+                        marks.fail(test, f"{shown} returned {got:.6g}", shown, hint, expected=f"y_T = {want:.6g}")
 
 
 def _value(result: Any) -> float | None:

@@ -39,8 +39,8 @@ class Norms(Exercise):
                     if reference is not None and all_close(reference, want, rel=1e-9, abs_=0):
                         hint = ("these are the squared norms: take the square root"
                                 if all_close(got, [w * w for w in want], rel=1e-6, abs_=0) else
-                                "b is orthogonal to d and c, so ‖d + b‖² = ‖d‖² + ‖b‖² = 2β²")
-                    marks.fail("norms", f"{shown} returned {fmt(got)}, expected {fmt(want)}", shown, hint)
+                                "the base vectors are orthogonal: which terms of ‖d + b‖² vanish?")
+                    marks.fail("norms", f"{shown} returned {fmt(got)}", shown, hint, expected=fmt(want))
 
 
 class Attention(Exercise):
@@ -106,7 +106,7 @@ class Attention(Exercise):
                     hw3 = mistakes.get("hw3")
                     hint = _hint(W, index, mistakes) if hw3 and all_close(hw3[index], W_key, 1e-9, 1e-12) else ""
                     for name in [weights, finite] if case["huge"] else [weights]:  # finite but wrong is no pass
-                        marks.fail(name, f"{shown}: W = {fmt(W)}, expected {fmt(W_key)}", shown, hint)
+                        marks.fail(name, f"{shown}: W = {fmt(W)}", shown, hint, expected=f"W = {fmt(W_key)}")
                 if not all_close(Y, matmul(W, X), rel=1e-5, abs_=1e-6):
                     marks.fail(outputs_test, f"{shown}: Y is not W X for the returned W (W X = {fmt(matmul(W, X))})",
                                shown, "Y is the weighted sum of the tokens: Y = W @ X")

@@ -29,7 +29,7 @@ class VocabSize(Exercise):
             if got != want:
                 hint = "that is the longest input, not the vocabulary" if got in (510, 512) else \
                     "count the tokens the tokenizer knows (its vocabulary), not the tokens of a text"
-                marks.fail("vocabulary size", f"vocab_size is {got}, expected {want}", f"vocab_size = {got}", hint)
+                marks.fail("vocabulary size", f"vocab_size is {got}", f"vocab_size = {got}", hint, expected=str(want))
 
 
 class SplitSizes(Exercise):

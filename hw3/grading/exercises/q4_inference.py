@@ -98,28 +98,28 @@ class PredictSentiment(Exercise):
                                         f"probability", shown, "return the probability as a Python float (.item())")
                 if found == "right":
                     continue
+                wrong, right = f"{shown} returned {got:.5g}", f"{want:.5g}"
                 if found in ("no special tokens", "neither"):
-                    marks.fail(special, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
-                               "no [CLS]/[SEP]: put init_token_idx before the ids and eos_token_idx after them")
+                    marks.fail(special, wrong, shown, "the ids lack [CLS] at the start and [SEP] at the end", right)
                 if found in ("no sigmoid", "neither"):
-                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
-                               "the model returns a logit: apply torch.sigmoid to get a probability")
+                    marks.fail(sigmoid, wrong, shown, "the model returns a logit: apply torch.sigmoid to get a "
+                                                      "probability", right)
                 if found is None:
                     dropout = any(training for training, _ in result.get("modes", []))
                     hint = ("dropout left on: call model.eval() first" if dropout else
-                            "tokenize, cut to max_input_length - 2, add [CLS] and [SEP], run the model, apply the "
-                            "sigmoid") if table else ""
-                    marks.fail(special, f"{shown} returned {got:.5g}, expected {want:.5g}", shown, hint)
-                    marks.fail(sigmoid, f"{shown} returned {got:.5g}, expected {want:.5g}", shown, hint)
+                            "follow the steps the question lists: tokenize, cut, add the special tokens, run the model, "
+                            "apply the sigmoid") if table else ""
+                    marks.fail(special, wrong, shown, hint, right)
+                    marks.fail(sigmoid, wrong, shown, hint, right)
         (_, long_result), = paired([inputs["long"]], outputs["long"])
         shown = "predict_sentiment(model, tokenizer, <a 600-word review>)"
-        with marks.read(cut, input=shown, hint="cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]"):
+        hint = "the review is longer than BERT's 512 positions: cut its tokens so that [CLS] and [SEP] still fit"
+        with marks.read(cut, input=shown, hint=hint):
             got = number(returned(long_result, shown), shown)
             want = number(returned(key["long"][0], "the answer key"), "the answer key")
             table = _table(expected["mistakes"].get(inputs["long"]), want)
             if not any(close(got, value) for value in (want, *table.values())):
-                marks.fail(cut, f"{shown} returned {got:.5g}, expected {want:.5g}", shown,
-                           "cut the tokens to max_input_length - 2 before adding [CLS] and [SEP]")
+                marks.fail(cut, f"{shown} returned {got:.5g}", shown, hint, f"{want:.5g}")
 
 
 def _table(mistakes: dict | None, want: float) -> dict[str, float]:
@@ -173,13 +173,13 @@ class Predictions(Exercise):
                                 f"given ones", hint="add two reviews you wrote or found")
             if not new:
                 marks.fail(probabilities, "predictions holds no review of your own to score",
-                           hint="store predict_sentiment(model, tokenizer, review)")
+                           hint="store the probability predict_sentiment gives each review")
             for text, p in new:
                 shown = f"predictions[{str(text)[:40]!r}]"
                 value = number(p, shown)
                 if not 0 <= value <= 1 and expected.get("context", {}).get("predict_sentiment", "passed") == "passed":
                     marks.fail(probabilities, f"{shown} is {value:.4g}, expected a probability in [0, 1]", shown,
-                               "store predict_sentiment(model, tokenizer, review)")
+                               "store the probability predict_sentiment gives each review")
             if "verified" in expected:
                 self.score_verified(marks, new, expected)
 
@@ -200,10 +200,10 @@ class Predictions(Exercise):
             allowed = [model["probability"]] if right else \
                 [model["probability"], round(model["probability"]), model["logit"], model["no special tokens"]]
             if not any(close(value, v, rel=1e-3, abs_=1e-4) for v in allowed):
-                marks.fail(probabilities, f"predictions[{text[:40]!r}] is {value:.4g}, but the trained model gives "
-                                          f"{model['probability']:.4g}", text[:80],
-                           "store predict_sentiment(model, tokenizer, review) for each review, after the best model "
-                           "is reloaded")
+                marks.fail(probabilities, f"predictions[{text[:40]!r}] is {value:.4g}, not what the trained model "
+                                          f"gives", text[:80], "store the probability predict_sentiment gives each "
+                                                               "review, with the best model reloaded",
+                           f"{model['probability']:.4g}")
                 return
 
 

@@ -88,7 +88,7 @@ class CountParameters(Exercise):
                 want = number(returned(key_result, "the answer key"), "the answer key")
                 if got != want:
                     hint = ("count only the parameters that require gradients (frozen ones are not trained)"
-                            if got == total else "add up the sizes (numel) of the parameters that require gradients")
+                            if got == total else "count the elements of the trainable parameters only, each exactly once")
                     marks.fail(name, f"returned {got:g} for a model with {want:g} trainable parameters", shown, hint)
 
 

@@ -77,14 +77,15 @@ class BinaryAccuracy(Exercise):
                                                   (len(labels), "divide the number of correct predictions by the "
                                                                 "batch size")) if close(got, want * scale)), None)
                 if scaled or not 0 <= got <= 1:
-                    marks.fail(fraction, f"{shown} returned {got:.4g}, expected a fraction in [0, 1] ({want:.4g})",
-                               shown, scaled or "a fraction: the number correct divided by the number of labels")
+                    marks.fail(fraction, f"{shown} returned {got:.4g}, not a fraction in [0, 1]", shown,
+                               scaled or "a fraction: the number correct divided by the number of labels",
+                               expected=f"{want:.4g}")
                     if scaled:
                         continue  # the right count, scaled: the rounding is right
                 no_sigmoid = sum(float(round(x) == y) for x, y in zip(logits, labels)) / len(labels)
                 hint = ("rounded the logits without a sigmoid: round torch.sigmoid(preds)" if hw3 and close(got, no_sigmoid)
                         else "compare the rounded sigmoid of preds with y and take the mean" if hw3 else "")
-                marks.fail(rounding, f"{shown} returned {got:.4g}, expected {want:.4g}", shown, hint)
+                marks.fail(rounding, f"{shown} returned {got:.4g}", shown, hint, expected=f"{want:.4g}")
 
 
 def epoch_inputs(rng: random.Random) -> dict:
@@ -162,7 +163,7 @@ class _Epoch(Exercise):
             if not close(loss, want_loss, rel=1e-4, abs_=1e-6):
                 hint = ("divide the summed loss by the number of batches, len(iterator)"
                         if close(loss, want_loss * len(labels), rel=1e-4) else
-                        "add loss.item() of every batch and divide by len(iterator)")
+                        "return the mean over the batches of their losses")
                 marks.fail(test, f"{what} returned loss {loss:.5g}, expected {want_loss:.5g} (the mean of its batches' "
                                  f"losses)", what, hint)
                 return
@@ -179,7 +180,7 @@ class _Epoch(Exercise):
             if not close(acc, want_acc, rel=1e-4, abs_=1e-6):
                 marks.fail(test, f"{what} returned accuracy {acc:.5g}, expected {want_acc:.5g} (the mean of "
                                  f"binary_accuracy over the batches)", what,
-                           "add binary_accuracy(...).item() of every batch and divide by len(iterator)")
+                           "return the mean over the batches of their accuracies, as for the loss")
 
 
 def first_logits(forwards: list, labels: list[list[float]]) -> list[list[float]] | None:
@@ -205,11 +206,11 @@ def misused_accuracy(calls: list, logits: list[list[float]], labels: list[list[f
             continue
         swapped = next((i for i, ys in enumerate(labels) if _same(preds, ys)), None)
         if swapped is not None and _same(y, logits[swapped]):
-            return "(labels, logits)", "the predictions come first: binary_accuracy(predictions, y)"
+            return "(labels, logits)", "the predictions come first, then the labels"
         if batch is not None and _same(preds, [sigmoid(x) for x in logits[batch]]):
             return ("probabilities (the sigmoid of the logits)",
                     "pass the logits: binary_accuracy applies the sigmoid itself")
-        return "something other than a batch's logits and labels", "call binary_accuracy(predictions, y) per batch"
+        return "something other than a batch's logits and labels", "binary_accuracy takes one batch's predictions and labels"
     return None
 
 
@@ -238,11 +239,11 @@ class Train(_Epoch):
             key = expected["outputs"]["fingerprint"]
             if not _same(outputs["fingerprint"], key):
                 mistakes = expected["mistakes"]
-                hint = ("call loss.backward() and optimizer.step() for every batch"
+                hint = ("the parameters never changed: the epoch must update the model after every batch"
                         if _same(outputs["fingerprint"], mistakes.get("initial", [])) else
                         "call optimizer.zero_grad() before each backward pass"
                         if _same(outputs["fingerprint"], mistakes.get("no zero_grad", [])) else
-                        "one optimizer step per batch: zero_grad, forward, loss, backward, step")
+                        "every batch needs one update: clear the old gradients, compute new ones, apply them")
                 marks.fail(updates, "after one epoch the model's parameters differ from the answer key's", self.what,
                            hint)
             if not all(training for training, *_ in outputs["forwards"]):
@@ -270,7 +271,7 @@ class Evaluate(_Epoch):
                            "dropout left on in evaluation: call model.eval() at the start")
             if any(grad for _, grad, *_ in outputs["forwards"]):
                 marks.fail(frozen, f"{self.what} computed gradients", self.what,
-                           "run the loop inside `with torch.no_grad():`")
+                           "evaluation needs no gradients: switch gradient tracking off")
             elif not _same(outputs["fingerprint"], expected["outputs"]["fingerprint"]):
                 marks.fail(frozen, f"{self.what} changed the model's parameters", self.what, "evaluate must not train")
         self.score_means(marks, inputs, outputs, expected)
@@ -351,7 +352,7 @@ class History(Exercise):
                 raise Unreadable(f"{path} could not be loaded ({state['error']})")
             if not any(str(k).startswith("rnn.") for k in state) or not any(str(k).startswith("out.") for k in state):
                 marks.fail(saved, f"{path} holds no GRU and linear weights",
-                           hint="save model.head_state_dict() (or model.state_dict()) when the validation loss improves")
+                           hint="save the model when the validation loss improves")
             elif isinstance(shapes, dict):
                 wrong = [k for k, v in state.items() if k not in shapes or shapes[k] != v]
                 if wrong:
@@ -366,8 +367,7 @@ class History(Exercise):
         found, path = expected["verified"], outputs["checkpoint"]
         if "error" in found:
             marks.fail(saved, f"the grader could not use the model saved at {path}: {found['error']}",
-                       hint="save model.head_state_dict() (or model.state_dict()) to CHECKPOINT when the validation "
-                            "loss improves")
+                       hint="save the model to CHECKPOINT when the validation loss improves")
             marks.fail(values, "the recorded values cannot be checked without the saved model", path)
             return
         if expected.get("context", {}).get("evaluate_epoch") != "passed":

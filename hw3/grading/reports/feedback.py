@@ -95,7 +95,7 @@ def _test_blocks(test: TestResult, clean: Callable[[str], str]) -> list[Block]:
     """The bullet of one failed sub-test: what happened (against what was expected), failing input, hint."""
     blocks = [Block("item", f" ({_points(test.points, test.max_points)})", clean(test.name))]
     if test.message:
-        blocks.append(Block("item", " " + clean(test.message), "What happened:", 1))
+        blocks.append(Block("item", " " + clean(test.explained), "What happened:", 1))
     if test.input:
         blocks += [Block("item", "", "Failing input:", 1), Block("code", clean(test.input), depth=2)]
     if test.hint:
@@ -111,7 +111,7 @@ def _question_blocks(q: QuestionResult, clean: Callable[[str], str]) -> list[Blo
     blocks = [Block("heading", f"{q.id}: {clean(q.title)}"),
               Block("text", f", {status}", f"{earned} / {format_points(q.max_points)}")]
     failed = [t for t in q.tests if not t.passed]
-    if q.message and q.message not in {t.message for t in failed}:  # else it is shown with its sub-test
+    if q.message and q.message not in {t.explained for t in failed}:  # else it is shown with its sub-test
         blocks.append(Block("text", clean(q.message)))
     if failed:
         blocks += [Block("text", "Failed tests:"), *(b for t in failed for b in _test_blocks(t, clean))]

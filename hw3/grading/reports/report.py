@@ -42,10 +42,12 @@ def to_json(reports: list[Report]) -> str:
 
 
 def test_output(q: QuestionResult) -> str:
-    """What a Gradescope test shows: "passed", or the reason and each failed sub-test with its input and hint."""
+    """What a Gradescope test shows: "passed", or each failed sub-test with what happened, its input and hint (or
+    the question's one reason). Never what the answer key gives for the input: the student may resubmit, and the
+    same student keeps the same inputs, so an expected value would be the answer."""
     if q.status == "passed":
         return "passed"
-    lines = [q.message]
+    lines = [] if any(not t.passed for t in q.tests) else [q.message]
     for t in q.tests:
         if not t.passed:
             line = f"- {t.name} ({format_points(t.points)} of {format_points(t.max_points)} pts): {t.message}"
