@@ -462,7 +462,7 @@ def test_q4_3d(tmp_path, homework_model):
 
 HISTORY = [{"train_loss": 0.7, "train_acc": 0.5, "valid_loss": loss, "valid_acc": acc}
            for loss, acc in ((0.69, 0.4), (0.61, 0.6), (0.58, 0.8), (0.6, 0.8), (0.64, 0.6))]
-EVALUATE_RIGHT = {"evaluate_epoch": "passed"}
+EVALUATE_RIGHT = {"binary_accuracy": "passed", "evaluate_epoch": "passed"}
 
 
 def saved_model(loss: float, acc: float) -> dict:
@@ -485,15 +485,24 @@ def test_q4_3d_the_grader_checks_the_saved_model_against_the_history(tmp_path, h
     swapped = [{**r, "valid_acc": r["train_acc"]} for r in HISTORY]  # train_acc recorded as valid_acc
     assert_loses(grade("q4.3d", swapped, *objects, key=key, graded=True, verified=saved_model(0.58, 0.8),
                        context=EVALUATE_RIGHT), "the four values of each epoch", "accuracy evaluate returns")
+    # accuracies from a binary_accuracy that is not right are not hw3's: q4.3a charges that mistake
+    assert_full(grade("q4.3d", swapped, *objects, key=key, graded=True, verified=saved_model(0.58, 0.8),
+                      context={**EVALUATE_RIGHT, "binary_accuracy": "partial"}))
     made_up = grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.4321, 0.9),
                     context=EVALUATE_RIGHT)
     assert_loses(made_up, "the best model saved", "lowest")
     nothing = grade("q4.3d", HISTORY, *objects, key=key, graded=True,
                     verified={"error": "no file was saved at CHECKPOINT"}, context=EVALUATE_RIGHT)
     assert set(lost(nothing)) == {"the four values of each epoch", "the best model saved"}
-    # an evaluate that is not right records values hw3's evaluation cannot match: only the file is checked
-    assert_full(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.64, 0.6),
+    # an evaluate that is not right records losses hw3's evaluation need not match: then nothing tells which
+    # epoch's model was saved; where one does match, the comparison holds
+    assert_full(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.4321, 0.9),
                       context={"evaluate_epoch": "partial"}))
+    assert_loses(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.64, 0.6),
+                       context={"evaluate_epoch": "partial"}), "the best model saved", "improves")
+    # one record for five epochs: the epochs cannot be told apart, and "one record per epoch" says why
+    assert_loses(grade("q4.3d", HISTORY[:1], *objects, key=key, graded=True, verified=saved_model(0.58, 0.8),
+                       context=EVALUATE_RIGHT), "one record per epoch", "inside the loop")
 
 
 # Q4.4 ----------------------------------------------------------------------------------------------------

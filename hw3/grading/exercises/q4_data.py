@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .base import Exercise, Key, Marks, Unreadable, describe_plain, numbers, plain
+from .base import Exercise, Key, Marks, Unreadable, describe_plain, numbers, plain, unwrap
 
 
 class VocabSize(Exercise):
@@ -23,7 +23,9 @@ class VocabSize(Exercise):
     def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
         want = expected["outputs"]
         with marks.read("vocabulary size"):
-            got = outputs if isinstance(outputs, int) and not isinstance(outputs, bool) else None
+            value = unwrap(outputs)  # a Python int, or a numpy or torch integer scalar
+            got = int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                value == int(value) else None
             if got is None:
                 raise Unreadable(f"vocab_size is {describe_plain(outputs)}, expected a whole number")
             if got != want:

@@ -93,6 +93,8 @@ class PredictSentiment(Exercise):
                 want = number(returned(key_result, "the answer key"), "the answer key")
                 table = _table(expected["mistakes"].get(text), want)
                 found = "right" if close(got, want) else next((n for n, v in table.items() if close(got, v)), None)
+                if found is None and got == round(want):
+                    found = "rounded"  # the tokens and the model were right: only the probability is missing
                 if not result.get("float"):
                     marks.fail(a_float, f"{shown} returned {describe_plain(result.get('value'))}, expected a float "
                                         f"probability", shown, "return the probability as a Python float (.item())")
@@ -101,6 +103,9 @@ class PredictSentiment(Exercise):
                 wrong, right = f"{shown} returned {got:.5g}", f"{want:.5g}"
                 if found in ("no special tokens", "neither"):
                     marks.fail(special, wrong, shown, "the ids lack [CLS] at the start and [SEP] at the end", right)
+                if found == "rounded":
+                    marks.fail(sigmoid, wrong, shown, "return the probability itself, not the label it rounds to",
+                               right)
                 if found in ("no sigmoid", "neither"):
                     marks.fail(sigmoid, wrong, shown, "the model returns a logit: apply torch.sigmoid to get a "
                                                       "probability", right)
@@ -118,7 +123,7 @@ class PredictSentiment(Exercise):
             got = number(returned(long_result, shown), shown)
             want = number(returned(key["long"][0], "the answer key"), "the answer key")
             table = _table(expected["mistakes"].get(inputs["long"]), want)
-            if not any(close(got, value) for value in (want, *table.values())):
+            if not any(close(got, value) for value in (want, round(want), *table.values())):
                 marks.fail(cut, f"{shown} returned {got:.5g}", shown, hint, f"{want:.5g}")
 
 

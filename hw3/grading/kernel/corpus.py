@@ -3,17 +3,18 @@ and its frozen-BERT features, computed once per batch.
 
 Q4's checks score each function on the grader's own inputs (tiny models, generated batches) and never on
 how well the notebook's model learned, so training on all 400 reviews of the sample only costs time
-(about 130 of a submission's 150 CPU-seconds). The grading build (`withheld`) therefore ships, as its
-embedded sample, the `PER_LABEL` shortest reviews of each split and label (`write_corpus`): a graded
-notebook loads them the way a student's loads the sample, and trains in seconds. `grading_splits()` is
-what `load_splits` gives that notebook, so q4.1b's expected sizes come from the grader's own copy.
+(about 130 of a submission's 150 CPU-seconds). The builds `hw3 grade` runs notebooks with (`withheld`)
+therefore ship, as their embedded sample, a few of its shortest reviews (`layout`, `write_corpus`): a graded
+notebook, and the answer key's, load them the way a student's loads the sample, and train in seconds. Its
+validation reviews are labelled against the training ones, so that the best epoch is the first one
+(q4.3d's check of the saved model sees a loop that keeps another). `grading_splits()` is what `load_splits`
+gives such a notebook.
 
-`prefill(folder)` computes the BERT features of those reviews once, in the grader's process, into the
-persistent feature cache (`hw3.sentiment.features.fill_cache`: content-addressed by the encoder's
-weights, the compute dtype and each review's token ids, checksummed, no pickle). The batch shares the
-folder read-only into every sandbox (`HW3_FEATURE_CACHE`), so a notebook's `cache_features` reads them
-instead of running BERT. A notebook that tokenizes differently simply misses the cache and computes its
-own features: scores never depend on it.
+`prefill(folder)` computes the BERT features of those reviews once into the persistent feature cache
+(`hw3.sentiment.features.fill_cache`: content-addressed by the encoder's weights, the compute dtype and each
+review's token ids, checksummed, no pickle). The batch shares the folder read-only into every sandbox
+(`HW3_FEATURE_CACHE`), so a notebook's `cache_features` reads them instead of running BERT. A notebook that
+tokenizes differently simply misses the cache and computes its own features: scores never depend on it.
 """
 
 from __future__ import annotations
@@ -21,31 +22,43 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-PER_LABEL = {"train": 8, "test": 4}  # reviews of each label: 16 training reviews (11 train, 5 valid), 8 test
+PER_LABEL = {"train": 8, "test": 4}  # reviews in each label's folder: 16 training reviews (11 train, 5 valid), 8 test
 
 
-def selection() -> dict[tuple[str, str], list[Path]]:
-    """{(split, label name): the chosen files of the embedded sample}: the PER_LABEL shortest (by bytes,
-    then name), listed in name order, as `read_split` reads a folder."""
-    from hw3.sentiment.data import LABELS, review_files, sample_root
+def layout() -> dict[tuple[str, str], list[tuple[str, Path]]]:
+    """{(split, label folder): [(file name, the embedded sample's file whose text it holds)]}, in reading order.
 
-    chosen = {}
-    for split, count in PER_LABEL.items():
-        for label in LABELS:
-            files = review_files(sample_root() / split / label)
-            shortest = sorted(files, key=lambda f: (f.stat().st_size, f.name))[:count]
-            chosen[split, label] = sorted(shortest)
-    return chosen
+    The texts are the shortest reviews of the sample. In train/, the files that the homework's split (its seed)
+    puts in the validation set hold reviews of the *other* label: the model learns the training reviews, so its
+    validation loss rises from the first epoch on, and the best epoch is the first. A training loop that saves
+    another epoch's model, or records the training accuracy as the validation one, then shows (q4.3d); no other
+    check depends on how well the model learns.
+    """
+    from hw3.sentiment.data import LABELS, SEED, review_files, sample_root, split_train_valid
+
+    def shortest(split: str, label: str, count: int) -> list[Path]:
+        return sorted(review_files(sample_root() / split / label), key=lambda f: (f.stat().st_size, f.name))[:count]
+
+    out: dict[tuple[str, str], list[tuple[str, Path]]] = {
+        ("test", label): [(f.name, f) for f in sorted(shortest("test", label, PER_LABEL["test"]))] for label in LABELS}
+    slots = [(label, i) for label in LABELS for i in range(PER_LABEL["train"])]  # read_split's order
+    _, valid = split_train_valid(slots, seed=SEED)
+    pools = {label: iter(shortest("train", label, 2 * PER_LABEL["train"])) for label in LABELS}
+    other = dict(zip(LABELS, reversed(list(LABELS))))
+    for label, i in slots:
+        source = next(pools[other[label] if (label, i) in valid else label])
+        out.setdefault(("train", label), []).append((f"{i:02d}_0.txt", source))
+    return out
 
 
 def grading_splits():
     """The Splits a graded notebook's `load_splits` gives (train/valid cut with the homework's seed)."""
     from hw3.sentiment.data import LABELS, Review, Splits, read_review, split_train_valid
 
-    chosen = selection()
+    files = layout()
 
     def read(split: str) -> list[Review]:
-        return [Review(read_review(f), label) for name, label in LABELS.items() for f in chosen[split, name]]
+        return [Review(read_review(source), label) for name, label in LABELS.items() for _, source in files[split, name]]
 
     train, valid = split_train_valid(read("train"))
     return Splits(train, valid, read("test"))
@@ -55,11 +68,11 @@ def write_corpus(package: Path) -> None:
     """Replace the embedded sample of the hw3 copy at `package` (a grading build's hw3/) by the grading corpus."""
     root = package / "sentiment" / "corpus" / "aclImdb"
     shutil.rmtree(root)
-    for (split, label), files in selection().items():
+    for (split, label), files in layout().items():
         folder = root / split / label
         folder.mkdir(parents=True)
-        for f in files:
-            shutil.copyfile(f, folder / f.name)
+        for name, source in files:
+            shutil.copyfile(source, folder / name)
 
 
 def default_folder() -> Path:
