@@ -97,21 +97,27 @@ def describe_outputs(W: torch.Tensor, names: Sequence[str] = ("x1", "x2", "x3"),
 
 
 def plot_weights(betas: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)):
-    """Heatmaps of W for the Q3 tokens as β grows; returns the matplotlib Figure."""
+    """Heatmaps of W for the Q3 tokens as β grows, one colorbar for all; returns the matplotlib Figure.
+
+    Row i of W is query x_i's weights over the keys x_j, so output y_i = Σ_j W_ij x_j: rows are labelled by
+    the output they give, columns by the key.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(betas), figsize=(2.6 * len(betas), 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(betas), figsize=(2.6 * len(betas) + 0.8, 3.3), squeeze=False, layout="constrained")
     labels = list(TOKEN_RECIPES)
     for ax, beta in zip(axes[0], betas):
         W, _ = self_attention(tokens(beta))
-        ax.imshow(W.numpy(), vmin=0, vmax=1, cmap="viridis")
+        image = ax.imshow(W.numpy(), vmin=0, vmax=1, cmap="viridis")
         for i in range(3):
             for j in range(3):
                 ax.text(j, i, f"{W[i, j]:.2f}", ha="center", va="center",
                         color="black" if W[i, j] > 0.5 else "white", fontsize=9)
         ax.set_xticks(range(3), labels)
         ax.set_yticks(range(3), [f"y{i + 1}" for i in range(3)])
+        ax.set_xlabel("key $x_j$")
         ax.set_title(f"β = {beta:g}")
+    axes[0][0].set_ylabel("query $x_i$ → output $y_i$")
+    fig.colorbar(image, ax=list(axes[0]), label="attention weight $W_{ij}$", shrink=0.85)
     fig.suptitle("Q3: attention weights W = softmax(X Xᵀ) approach the identity as β grows")
-    fig.tight_layout()
     return fig

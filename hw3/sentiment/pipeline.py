@@ -177,10 +177,11 @@ class _Job:
         test_loss, test_acc = evaluate(self.model, bar(self.batches("test"), "test", self.config.progress), self.criterion)
         metrics = {**self.record, "epochs": self.progress.history, "best_epoch": self.progress.best_epoch,
                    "test_loss": test_loss, "test_acc": test_acc}
-        _save_results(self.out, metrics, self.progress.history)
+        _save_results(self.out, metrics)
         run_state.save(final_state, self.out)
         self.log(f"Test Loss: {test_loss:.3f} | Test Acc: {test_acc * 100:.2f}% (best epoch {self.progress.best_epoch}) | "
-                 f"wrote {self.out / checkpoint.BEST}, {self.out / checkpoint.METRICS}, {self.out / checkpoint.CURVES}")
+                 f"wrote {checkpoint.BEST} (best), {checkpoint.LAST} (to resume), {checkpoint.METRICS} and "
+                 f"{checkpoint.CURVES} in {self.out}")
         return metrics
 
 
@@ -250,12 +251,12 @@ def _run(config: TrainConfig, log: Callable[[str], None]) -> dict:
     return job.finish()
 
 
-def _save_results(out: Path, metrics: dict, history: list[dict]) -> None:
-    """metrics.json and curves.png, each written atomically."""
+def _save_results(out: Path, metrics: dict) -> None:
+    """metrics.json and curves.png (the best epoch and the test accuracy marked), each written atomically."""
     import matplotlib.pyplot as plt
 
     checkpoint.save_json(metrics, out / checkpoint.METRICS)
-    fig = plot_history(history)
+    fig = plot_history(metrics["epochs"], best=metrics["best_epoch"], test_acc=metrics["test_acc"])
     try:
         checkpoint.save_figure(fig, out / checkpoint.CURVES)
     finally:

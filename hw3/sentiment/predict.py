@@ -23,11 +23,6 @@ def predict_sentiment(model: BERTGRUSentiment, tokenizer, sentence: str) -> floa
         return torch.sigmoid(model(tensor)).item()
 
 
-def _checkpoint_file(path: Path) -> Path:
-    """The model.pt a `--checkpoint` argument refers to (a file, or a `hw3 train --out` folder)."""
-    return path if path.suffix == ".pt" and not path.is_dir() else path / checkpoint.BEST
-
-
 def load_trained(path: str | Path, encoder: str | None = None) -> tuple[BERTGRUSentiment, object]:
     """(model, tokenizer) from a checkpoint file or a `hw3 train --out` folder.
 
@@ -36,7 +31,8 @@ def load_trained(path: str | Path, encoder: str | None = None) -> tuple[BERTGRUS
     """
     ckpt = checkpoint.load(Path(path))
     if not isinstance(ckpt.get("encoder"), str):
-        raise HW3Error(f"{_checkpoint_file(Path(path))} does not say which encoder it was trained with: retrain with `hw3 train`")
+        raise HW3Error(f"{checkpoint.model_file(path)} does not say which encoder it was trained with: "
+                       f"retrain with `hw3 train`")
     spec = resolve_encoder(encoder or ckpt["encoder"])
     bert = load_bert(spec)
     checkpoint.check_compatible(ckpt, spec.name, bert.config.hidden_size, Path(path))

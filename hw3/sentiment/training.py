@@ -47,11 +47,19 @@ def evaluate(model: nn.Module, iterator, criterion: nn.Module) -> tuple[float, f
     return epoch_loss / max(n_batches, 1), epoch_acc / max(n_batches, 1)
 
 
-def plot_history(history: list[dict], path=None):
+def best_epoch(history: list[dict]) -> int:
+    """The epoch whose model is kept: the first with the lowest validation loss (records numbered from 1 when
+    they carry no "epoch")."""
+    best = min(range(len(history)), key=lambda i: (history[i]["valid_loss"], i))
+    return history[best].get("epoch", best + 1)
+
+
+def plot_history(history: list[dict], path=None, best: int | None = None, test_acc: float | None = None):
     """Training curves (loss and accuracy, train vs valid, per epoch); saves to `path` if given.
 
     Each record needs the four values the homework names (train_loss, train_acc, valid_loss, valid_acc); its
-    "epoch" is optional (records are numbered 1, 2, ... without it).
+    "epoch" is optional (records are numbered 1, 2, ... without it). A dashed line marks the kept model's epoch
+    (`best`, default: `best_epoch(history)`); `test_acc` (a fraction), when given, is drawn at that epoch.
     """
     import matplotlib
 
@@ -60,15 +68,22 @@ def plot_history(history: list[dict], path=None):
     import matplotlib.pyplot as plt
 
     epochs = [h.get("epoch", number) for number, h in enumerate(history, start=1)]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    best = best_epoch(history) if best is None else best
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6))
     for split, style in (("train", "o-"), ("valid", "s--")):
         ax_loss.plot(epochs, [h[f"{split}_loss"] for h in history], style, label=split)
         ax_acc.plot(epochs, [100 * h[f"{split}_acc"] for h in history], style, label=split)
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(best, color="0.4", linestyle=":", linewidth=1.2, label=f"best epoch ({best})")
+    if test_acc is not None:
+        ax_acc.plot([best], [100 * test_acc], "*", color="C3", markersize=13, label=f"test {100 * test_acc:.1f}%")
     ax_loss.set(xlabel="epoch", ylabel="BCE loss", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
-        ax.legend()
+        ax.legend(fontsize="small")
         ax.set_xticks(epochs)
+    suffix = f": test accuracy {100 * test_acc:.1f}%" if test_acc is not None else ""
+    fig.suptitle(f"best epoch {best} (lowest validation loss, the model kept){suffix}", fontsize="medium")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
