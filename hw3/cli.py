@@ -25,7 +25,7 @@ from dataclasses import fields
 from .errors import HW3Error, format_error
 
 # What `hw3 grade`, `assign` and `autograder` import beyond the notebooks' needs: pyproject's `grade` extra.
-GRADER_MODULES = frozenset({"nbformat", "nbclient", "jupyter_client", "zmq", "ipykernel", "IPython"})
+GRADER_MODULES = frozenset({"nbformat", "nbclient", "jupyter_client", "zmq", "ipykernel", "IPython", "tomli"})
 LABELS = ("negative", "positive")  # predict's word for P(positive) <= 0.5 and > 0.5 (the homework rounds it)
 
 

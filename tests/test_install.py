@@ -74,6 +74,8 @@ def test_every_lower_bound_admits_colab_s_versions():
         if sep:
             pins[_canonical(name)] = version.split("+")[0]
     for requirement in _requirements() + _requirements("grade"):
+        if requirement.marker and not requirement.marker.evaluate({"python_version": "3.13"}):
+            continue  # not installed on Colab's Python
         version = pins[_canonical(requirement.name)]
         assert requirement.specifier.contains(version, prereleases=True), f"{requirement} refuses Colab's {version}"
 
