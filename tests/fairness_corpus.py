@@ -138,7 +138,8 @@ def fair_verdicts(student: str, subtests: dict[str, list[str]]) -> dict[str, dic
     if student == KEY_NAME:
         return {qid: {t: True for t in subtests[qid]} for qid in QUESTION_ORDER}
     if student == FORGED_NAME:
-        return {qid: {t: (None if qid in FORGED_EITHER else False) for t in subtests[qid]} for qid in QUESTION_ORDER}
+        return {qid: {t: (None if qid in FORGED_EITHER and (FORGED_EITHER[qid] is None or t in FORGED_EITHER[qid])
+                          else False) for t in subtests[qid]} for qid in QUESTION_ORDER}
     out = {}
     for qid, name in SUBMISSIONS[student].items():
         variant = VARIANTS[qid][name]
@@ -1211,7 +1212,12 @@ SUBMISSIONS: dict[str, dict[str, str]] = {
 # Issue 16 class 2: every stub unsolved, the kernel-side probe replaced by canned data ------------------------
 
 FORGED_NAME = "forged_probe"
-FORGED_EITHER = ("q4.1a", "q4.1b")  # the value is the answer (issue 16): a grader may accept it from the kernel
+# What a forged probe may earn: where the value is the answer (issue 16) a grader may accept it from the kernel; the
+# dropout rate and the requires_grad flags leave no trace a grader could compute from (training runs on cached BERT
+# features, so a frozen BERT's weights are unchanged either way), and two reviews of one's own are what they are.
+# Decided when the scorers were changed (issue 16), with the README's table of what rests on the kernel's word.
+FORGED_EITHER = {"q4.1a": None, "q4.1b": None, "q4.2a": {"dropout"}, "q4.2c": None,
+                 "q4.4b": {"two reviews of your own"}}  # None: every sub-test
 
 _STUB = '# insert code here\nraise NotImplementedError("{qid}: write your solution here")'
 FORGERY = """\
@@ -1237,10 +1243,10 @@ _CANNED = {
 _real_probe_one = _harness.probe_one
 
 
-def _forged_probe_one(request, namespace, limit):
+def _forged_probe_one(request, namespace, limit, *args, **kwargs):  # whatever the harness passes: canned data
     if request["id"] in _CANNED:
         return {"outputs": _CANNED[request["id"]]}
-    return _real_probe_one(request, namespace, limit)
+    return _real_probe_one(request, namespace, limit, *args, **kwargs)
 
 
 _harness.probe_one = _forged_probe_one

@@ -263,6 +263,19 @@ def count_trainable(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def test_q4_2a_the_grader_reads_the_sizes_from_the_models_weights(homework_model):
+    """A probe reports sizes; the grader reads them from the weights the probe hands over (`verify`)."""
+    key = (homework_model,)
+    architecture = {"hidden_size": 256, "num_layers": 2, "bidirectional": True, "input_size": 32, "out": [512, 1]}
+    assert_full(grade("q4.2a", homework_model, key=key, graded=True, verified={"architecture": architecture}))
+    smaller = {**architecture, "hidden_size": 128, "out": [256, 1]}  # the weights say otherwise than the report
+    assert_loses(grade("q4.2a", homework_model, key=key, graded=True, verified={"architecture": smaller}),
+                 "GRU layers, hidden size and direction", "HIDDEN_DIM")
+    nothing = grade("q4.2a", homework_model, key=key, graded=True,
+                    verified={"error": "the model's weights were not handed over"})
+    assert set(lost(nothing)) == {"GRU layers, hidden size and direction", "output size"}  # dropout: the value
+
+
 def test_q4_2b():
     key = (count_trainable,)
     assert_full(grade("q4.2b", count_trainable, key=key))
@@ -493,7 +506,7 @@ def test_q4_3d_the_grader_checks_the_saved_model_against_the_history(tmp_path, h
     assert_loses(made_up, "the best model saved", "lowest")
     nothing = grade("q4.3d", HISTORY, *objects, key=key, graded=True,
                     verified={"error": "no file was saved at CHECKPOINT"}, context=EVALUATE_RIGHT)
-    assert set(lost(nothing)) == {"the four values of each epoch", "the best model saved"}
+    assert set(lost(nothing)) == {q.name for q in HOMEWORK.by_id["q4.3d"].tests}  # made-up numbers, for all it shows
     # an evaluate that is not right records losses hw3's evaluation need not match: then nothing tells which
     # epoch's model was saved; where one does match, the comparison holds
     assert_full(grade("q4.3d", HISTORY, *objects, key=key, graded=True, verified=saved_model(0.4321, 0.9),

@@ -11,7 +11,12 @@ SETTINGS = ("hidden_size", "num_layers", "bidirectional")
 
 
 class ModelSettings(Exercise):
-    """q4.2a: the model's GRU (layers, hidden size, direction), dropout and output size are the answer key's."""
+    """q4.2a: the model's GRU (layers, hidden size, direction), dropout and output size are the answer key's.
+
+    The sizes are read by the grader itself from the model's weights, which the probe hands over (`verify`): a
+    probe that reports sizes without a model of them earns nothing. The dropout leaves no trace in the weights:
+    its value is reported by the kernel (the value is the answer).
+    """
 
     kind = "model_settings"
     tests = ("GRU layers, hidden size and direction", "dropout", "output size")
@@ -27,30 +32,61 @@ class ModelSettings(Exercise):
                 "out": [plain(getattr(out, "in_features", None)), plain(getattr(out, "out_features", None))],
                 "bert_hidden": plain(getattr(bert_config, "hidden_size", None))}
 
+    def artifact(self, inputs: dict, model: Any) -> str | None:
+        """The model's head weights (everything but BERT), saved to a temporary file."""
+        import tempfile
+
+        import torch
+
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("bert.")}
+        path = tempfile.mkstemp(prefix="hw3-model-", suffix=".pt")[1]
+        torch.save(state, path)
+        return path
+
+    def verify(self, inputs: dict, outputs: Any, files: dict[str, str]) -> dict:
+        """The sizes the handed-over weights imply, or why they could not be read."""
+        from .saved_model import Unusable, architecture, head_state
+
+        if self.kind not in files:
+            return {"error": "the model's weights were not handed over"}
+        try:
+            return {"architecture": architecture(head_state(files[self.kind]))}
+        except Unusable as exc:
+            return {"error": str(exc)}
+
     def score(self, marks: Marks, inputs: dict, outputs: Any, expected: dict) -> None:
         gru, dropout, output = self.tests
         key = expected["outputs"]
+        found = expected.get("verified")
+        if found is not None and "error" in found:
+            for name in (gru, output):
+                marks.fail(name, f"the grader could not read the model's sizes from its weights: {found['error']}",
+                           hint="pass the model of Q2a, a BERTGRUSentiment")
         with marks.read(*self.tests):
-            rnn = outputs["rnn"]
+            rnn = dict(outputs["rnn"])
+            if found is not None and "architecture" in found:  # the sizes the weights show, not what was reported
+                rnn.update({name: found["architecture"][name] for name in (*SETTINGS, "input_size")})
+                outputs = {**outputs, "out": found["architecture"]["out"]}
             wanted = {name: key["rnn"][name] for name in SETTINGS}
             wanted["input_size"] = outputs["bert_hidden"]  # the GRU reads this model's BERT
             for name, value in wanted.items():
                 if rnn.get(name) != value:
-                    marks.fail(gru, f"model.rnn.{name} is {rnn.get(name)!r}, expected {value!r}", f"model.rnn = {rnn}",
+                    marks.fail(gru, f"model.rnn.{name} is {rnn.get(name)!r}", f"model.rnn = {rnn}",
                                "the GRU reads BERT's hidden size" if name == "input_size" else
-                               "use the question's HIDDEN_DIM, N_LAYERS and BIDIRECTIONAL")
+                               "use the question's HIDDEN_DIM, N_LAYERS and BIDIRECTIONAL", repr(value))
             if not isinstance(outputs["dropout"], float) or not close(outputs["dropout"], key["dropout"]):
-                marks.fail(dropout, f"model.dropout.p is {outputs['dropout']!r}, expected {key['dropout']}",
-                           f"model.dropout.p = {outputs['dropout']!r}", "use the question's DROPOUT")
+                marks.fail(dropout, f"model.dropout.p is {outputs['dropout']!r}", f"model.dropout.p = {outputs['dropout']!r}",
+                           "use the question's DROPOUT", str(key["dropout"]))
             hidden = rnn.get("hidden_size") if isinstance(rnn.get("hidden_size"), int) else 0
             width = hidden * (2 if rnn.get("bidirectional") is True else 1)  # what this model's GRU gives the head
             if outputs["out"][1] != key["out"][1]:
-                marks.fail(output, f"model.out has {outputs['out'][1]!r} outputs, expected {key['out'][1]}",
+                marks.fail(output, f"model.out has {outputs['out'][1]!r} outputs",
                            f"model.out = Linear({outputs['out'][0]}, {outputs['out'][1]})",
-                           "one logit per review: the score of 'positive'")
+                           "one logit per review: the score of 'positive'", str(key["out"][1]))
             elif outputs["out"][0] != width and not marks.failed(gru):
-                marks.fail(gru, f"model.out reads {outputs['out'][0]!r} features, expected {width}",
-                           hint="the linear layer reads the GRU's last hidden states of both directions")
+                marks.fail(gru, f"model.out reads {outputs['out'][0]!r} features",
+                           hint="the linear layer reads the GRU's last hidden states of both directions",
+                           expected=str(width))
 
 
 class CountParameters(Exercise):
