@@ -1,7 +1,8 @@
 """Benchmark: `hw3 grade` on N copies of a full homework submission, for each --jobs.
 
 Each copy (student01, student02, ...) is a folder with both answer keys (answers/hw3_q1-q3.ipynb and
-answers/hw3_q4.ipynb), graded against notebooks/ by `python -m hw3 grade` in a subprocess, with a fresh
+answers/hw3_q4.ipynb), graded against the answer keys (`--answers`; graders before them, against notebooks/ with
+`--reference`) by `python -m hw3 grade` in a subprocess, with a fresh
 results store per run so nothing is reused. Prints, per --jobs: CPU-seconds per submission (the whole
 machine's busy CPU time during the run, from /proc/stat: sandboxed kernels are not waited for by the grader,
 so their CPU time never reaches its RUSAGE_CHILDREN; run it on an otherwise idle machine), wall seconds,
@@ -87,7 +88,9 @@ def points(grades: Path) -> str:
 def grade(args: argparse.Namespace, students: list[Path], jobs: int, work: Path) -> tuple[float, float, int, str]:
     """(CPU seconds, wall seconds, peak bytes of the grader and its kernels, points per submission) of one
     `hw3 grade` run over `students`."""
-    command = [sys.executable, "-m", "hw3", "grade", *map(str, students), "--answers", str(ROOT / "answers"),
+    scored_against = (["--answers", str(args.repo / "answers")] if (args.repo / "answers" / "questions.toml").is_file()
+                      else ["--reference", str(args.repo / "notebooks")])  # graders before the answer key's own
+    command = [sys.executable, "-m", "hw3", "grade", *map(str, students), *scored_against,
                "--timeout", args.timeout, "--json", str(work / f"grades-{jobs}.json")]
     if not args.baseline:
         command += ["--jobs", str(jobs), "--store", str(work / f"grades-{jobs}-{args.no_sandbox}.sqlite"),
