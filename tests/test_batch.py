@@ -318,7 +318,7 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
 
 
 def test_a_second_ctrl_c_while_writing_the_outputs_is_one_line_and_keeps_the_store(course, capsys, monkeypatch):
-    from hw3.grading import report
+    from hw3.grading.reports import report
 
     def interrupted(target, text):
         raise KeyboardInterrupt

@@ -94,7 +94,7 @@ def test_checks_defer_to_the_grader_inside_the_grading_build(tmp_path):
 
 
 def test_every_reference_is_withheld_from_the_grading_build():
-    from hw3.grading import withheld
+    from hw3.grading.kernel import withheld
     from hw3.grading.grader import grading_build
 
     build = grading_build()
@@ -107,7 +107,7 @@ def test_every_reference_is_withheld_from_the_grading_build():
 
 def test_private_folders_are_mounted_before_binds_that_lie_inside_them(tmp_path, monkeypatch):
     """A checkout (its .venv and hw3) under /tmp must stay visible: the /tmp tmpfs goes first."""
-    from hw3.grading import sandbox
+    from hw3.grading.kernel import sandbox
 
     monkeypatch.setattr(sandbox, "python_dirs", lambda: ["/tmp/checkout/.venv"])
     mounts = sandbox.Mounts(tmp_path / "build", Path("/tmp/checkout/hw3"), tmp_path / "sockets", tmp_path / "x.ipynb")
@@ -136,7 +136,7 @@ def test_the_grading_build_ships_the_grading_corpus_as_its_sample(tmp_path):
 
 
 def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
-    from hw3.grading import sandbox
+    from hw3.grading.kernel import sandbox
 
     probe = sandbox.Cgroup.create("sweep-probe", sandbox.Limits())
     if probe is None:
@@ -157,7 +157,7 @@ def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
 
 
 def test_the_socket_folder_mounted_as_root_holds_its_size_for_every_kind_of_file(tmp_path):
-    from hw3.grading import sandbox
+    from hw3.grading.kernel import sandbox
 
     folder = tmp_path / "sockets"
     folder.mkdir()

@@ -337,7 +337,7 @@ def test_no_sandbox_is_explicit_and_noted(tmp_path):
 
 def test_grade_refuses_when_the_sandbox_cannot_start(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
-    from hw3.grading import sandbox
+    from hw3.grading.kernel import sandbox
     sandbox.available.cache_clear()
     try:
         subs = write_course(tmp_path, {"alice": answer_key()})
