@@ -163,13 +163,16 @@ def python_dirs() -> list[str]:
 def python_aliases() -> dict[str, str]:
     """{path the kernel's Python is started by: the real folder it stands for}, for an environment reached
     through a symlink (a checkout whose .venv links to another's): the sandbox binds the real folders
-    (`python_dirs`), so the symlinked path must exist there too."""
+    (`python_dirs`), so the symlinked path must exist there too. A symlink inside a folder that is bound
+    anyway (a venv whose site-packages links elsewhere) is left as it is: it resolves in the sandbox, and
+    bubblewrap cannot mount over it there."""
     import site
 
     aliases: dict[str, str] = {}
+    bound = python_dirs()
     for path in sorted({os.path.abspath(p) for p in (sys.prefix, sys.exec_prefix, *site.getsitepackages())}):
         real = os.path.realpath(path)
-        inside = any(path.startswith(alias + os.sep) for alias in aliases)
+        inside = any(path.startswith(folder + os.sep) for folder in [*aliases, *bound])
         if path != real and os.path.isdir(real) and not inside:
             aliases[path] = real
     return aliases
