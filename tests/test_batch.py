@@ -40,7 +40,8 @@ class FakeGrader:
         self.interrupt_at, self.delay, self.tag = interrupt_at, delay, "first"
         self.lock = threading.Lock()
 
-    def __call__(self, path: Path, settings: batch.Settings) -> Report:
+    def __call__(self, sub: batch.Submission, settings: batch.Settings) -> Report:
+        path = sub.path  # the fake reads the words the course fixture wrote (not a notebook)
         with self.lock:
             self.calls.append((path.stem, settings.only))
             if len(self.calls) == self.interrupt_at:
@@ -285,10 +286,10 @@ def test_default_jobs_follow_the_cpus_and_the_memory(monkeypatch):
 
 
 def test_a_grader_crash_is_stored_as_a_report_and_the_batch_goes_on(course):
-    def crash(path, settings):
-        if path.stem == "cy":
+    def crash(sub, settings):
+        if sub.student == "cy":
             raise RuntimeError("boom")
-        return FakeGrader()(path, settings)
+        return FakeGrader()(sub, settings)
 
     assert grade(course, "--json", "out.json", fake=crash) == 0
     reports = {r["student"]: r for r in read_json(Path("out.json"))}
@@ -309,7 +310,7 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
     assert [(r["student"], r["total"]) for r in first] == [("one", 6), ("two", 6)]
     assert first[0]["grader_version"] == GRADER_VERSION and len(first[0]["digest"]) == 64
 
-    def no_kernels(path, settings):
+    def no_kernels(sub, settings):
         raise AssertionError("graded again")
 
     monkeypatch.setattr(batch, "grade_submission", no_kernels)
@@ -372,7 +373,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout(capsys):
-    reports = [FakeGrader()(FIXTURE, batch.Settings(FIXTURE, 1, 1)) for _ in range(2)]
+    reports = [FakeGrader()(batch.Submission("mini_answers", FIXTURE, ""), batch.Settings(FIXTURE, 1, 1)) for _ in range(2)]
     terminal = Terminal()
     progress = batch.Progress(2, lambda report: f"table of {report.student}", terminal)
     for report in reports:

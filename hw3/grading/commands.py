@@ -296,11 +296,10 @@ def _corpus_features(reference: Path) -> Path | None:
     """The shared, read-only BERT features of the grading corpus (computed once), when the released notebooks
     compute them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then
     compute their own."""
+    from .intake import released
     from .kernel.corpus import prefill
-    from .notebook import notebook_paths
 
-    if not any("cache_features(" in path.read_text(encoding="utf-8", errors="replace")
-               for path in notebook_paths(reference)):
+    if not any("cache_features(" in cell.source for _, nb in released(reference.resolve()) for cell in nb.cells):
         return None
     try:
         return prefill()

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import nbformat
 
-from . import store
+from . import intake
 from .assign import ANSWER_PLACEHOLDER
 from .exercises.base import one_line, seeded_rng
 from .exercises.checks import SCORING, score_safely
@@ -41,8 +41,8 @@ from .kernel import sandbox as sandboxing
 from .kernel import withheld
 from .kernel.execute import Execution, Launch, execute
 from .kernel.harness import final_cell
-from .notebook import (CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook,
-                       regions)
+from .intake import Submission, student_name
+from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, regions
 from .results import GRADER_VERSION, QuestionResult, Report
 
 DEFAULT_TIMEOUT = 600.0
@@ -95,11 +95,12 @@ def load_reference(folder: Path) -> Reference:
                                      f"or pass --reference DIR")
     reference: Reference = {}
     first: dict[str, tuple[Path, CheckCall]] = {}
-    for path in notebook_paths(Path(folder)):
-        try:
-            cells = read_notebook(path).cells
-        except NotebookError as exc:
-            raise ReferenceNotebookError(str(exc)) from None
+    try:
+        notebooks = intake.released(Path(folder).resolve())
+    except NotebookError as exc:
+        raise ReferenceNotebookError(str(exc)) from None
+    for path, nb in notebooks:
+        cells = nb.cells
         checks: dict[str, CheckCall] = {}
         for call in check_calls(cells):
             origin, known = first.setdefault(call.qid, (path, call))
@@ -209,11 +210,6 @@ def short_tmp() -> str:
     """A temporary folder with a short path: unix socket paths must stay under 108 bytes."""
     folder = tempfile.gettempdir()
     return folder if len(folder) <= 40 else "/tmp"
-
-
-def student_name(submission: Path) -> str:
-    """The student's name: the notebook's stem, or the folder's name."""
-    return submission.name if submission.is_dir() else submission.stem
 
 
 @dataclass
@@ -380,51 +376,32 @@ def failed_report(submission: Path, summary: str, reason: str, settings: Setting
     return Report(str(submission), student_name(submission), questions, notes, settings.sandbox, GRADER_VERSION)
 
 
-def submission_paths(submission: Path) -> list[Path]:
-    """The notebooks of a submission (a file, or the notebooks under a folder); links and devices refused."""
-    if submission.is_symlink():
-        raise NotebookError(f"{submission} is a symbolic link: submit the notebook file itself")
-    if submission.is_dir():
-        return notebook_paths(submission)
-    if not submission.is_file():
-        raise NotebookError(f"{submission} is not a regular file: submit the .ipynb notebook")
-    return [submission]
-
-
-def grade_submission(submission: Path, settings: Settings = Settings()) -> Report:
-    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook)."""
+def grade_submission(submission: Submission | Path, settings: Settings = Settings()) -> Report:
+    """Grade one student's submission, as read by the intake (a path is read first), from its notebooks as read:
+    nothing here opens a submitted file again. Never raises for a bad notebook."""
     started = time.monotonic()
-    submission = Path(submission)
+    if not isinstance(submission, Submission):
+        submission = intake.read_submission(Path(submission))
     reference = _reference(str(Path(settings.reference).resolve()))
-    student = student_name(submission)
-    try:
-        paths = submission_paths(submission)
-    except NotebookError as exc:
-        return failed_report(submission, "the submission could not be read (see the notes)", str(exc), settings)
+    student = submission.student
     results: dict[str, QuestionResult] = {}
     answered: dict[str, bool] = {}
-    unusable = [] if paths else [f"{submission.name} has no notebooks: submit the .ipynb files"]
+    unusable = list(submission.problems)
     notes: list[str] = []
     graded_by: dict[str, str] = {}
-    for path in paths:
-        label = f"{path.name}: " if submission.is_dir() else ""
-        try:
-            if path.is_symlink() or not path.is_file():
-                raise NotebookError(f"{path.name} is not a regular file: submit the notebook itself")
-            nb = read_notebook(path)
-        except NotebookError as exc:
-            unusable.append(str(exc).replace(str(submission.parent) + "/", ""))
-            continue
-        name = best_match(check_calls(nb.cells), reference)
+    for notebook in submission.notebooks:
+        label = f"{notebook.name}: " if submission.folder else ""
+        name = best_match(list(notebook.calls), reference)
         if name is None:
-            unusable.append(f"{path.name} has no check cells of the hw3 notebooks: it is not an hw3 homework notebook")
+            unusable.append(f"{notebook.name} has no check cells of the hw3 notebooks: it is not an hw3 homework "
+                            f"notebook")
         elif name in graded_by:
-            notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
+            notes.append(f"{notebook.name} was not graded: {graded_by[name]} already answers {name}")
         else:
-            graded_by[name] = path.name
-            found, more = grade_notebook(nb, path, reference[name], student, settings)
+            graded_by[name] = notebook.name
+            found, more = grade_notebook(notebook.nb, Path(notebook.name), reference[name], student, settings)
             results.update(found)
-            answered.update(written_answers(nb))
+            answered.update(written_answers(notebook.nb))
             notes.extend(label + note for note in more)
     home = {qid: name for name, released in reference.items() for qid in released.checks}
 
@@ -440,5 +417,5 @@ def grade_submission(submission: Path, settings: Settings = Settings()) -> Repor
     questions = [manual_result(q, answered) if q.kind == "manual" else results.get(q.id) or missing(q)
                  for q in QUESTIONS if settings.only is None or q.id in settings.only or q.kind == "manual"]
     all_notes = unusable + notes + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
-    return Report(str(submission), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
-                  store.digest(submission) if paths else "", round(time.monotonic() - started, 3))
+    return Report(str(submission.path), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
+                  submission.digest, round(time.monotonic() - started, 3))

@@ -5,7 +5,7 @@ Schema (created on first use):
     meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)      -- key "grader_version": the version that wrote it
     reports(student TEXT PRIMARY KEY,                      -- the student's name (notebook stem or folder name)
             submission TEXT NOT NULL,                      -- the path that was graded, as given
-            digest TEXT NOT NULL,                          -- sha256 of the submitted notebooks (`digest`)
+            digest TEXT NOT NULL,                          -- sha256 of the submitted notebooks (`intake`)
             grader_version TEXT NOT NULL,                  -- results.GRADER_VERSION when it was graded
             report TEXT NOT NULL,                          -- results.Report.to_dict() as JSON
             graded_at TEXT NOT NULL)                       -- UTC time, ISO 8601
@@ -17,14 +17,12 @@ written by another grader version is refused (StoreError) unless the caller adop
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .notebook import notebook_paths
 from .reports.report import replacing
 from .results import GRADER_VERSION, Report
 
@@ -49,22 +47,6 @@ class Row:
     grader_version: str
     report: Report
     graded_at: str
-
-
-def digest(submission: Path) -> str:
-    """sha256 over a submission's notebooks: each one's path relative to the submission, size and bytes,
-    in sorted order (a single notebook file counts as its own name)."""
-    submission = Path(submission)
-    if submission.is_dir():
-        named = [(p.relative_to(submission).as_posix(), p) for p in notebook_paths(submission)]
-    else:
-        named = [(submission.name, submission)]
-    h = hashlib.sha256()
-    for name, path in sorted(named):
-        data = path.read_bytes()
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
 
 
 class Store:
