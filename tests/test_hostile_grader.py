@@ -126,3 +126,147 @@ def test_three_cells_of_2000_line_magics_cost_the_grader_seconds(course):
     print(f"parse bomb batch (2 submissions): {result['seconds']:.1f} s")
     assert points(result["reports"]["alice"]) == FULL
     assert points(result["reports"]["mallory"]) == FULL  # its answers are right: the bomb cells only fail
+
+
+# --- 1 and 2, variants written after the fix ---------------------------------------------------------------------
+
+@needs_sandbox
+def test_sockets_devices_sparse_giants_and_links_anywhere_in_a_submission_are_refused_unread(course):
+    """Variant: what a tar or zip upload can hold besides notebooks. Each bad entry costs its own notebook (noted
+    with the reason and the fix); nothing is read through a link, and nothing blocks."""
+    import socket
+
+    subs = course["subs"]
+    nested = subs / "eve" / "hw3.ipynb"  # a folder named like a notebook, holding a socket and a giant
+    nested.mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(nested / "sock.ipynb"))
+    with open(nested / "big.ipynb", "wb") as sparse:
+        sparse.truncate(300 * 2**20)
+    (subs / "eve" / "root").symlink_to("/", target_is_directory=True)  # a link to a folder: never walked
+    (subs / "eve" / "key.ipynb").symlink_to(course["key"])
+    (subs / "frank").symlink_to(subs / "alice.ipynb")  # the whole submission is a link to another student's work
+    os.mkfifo(subs / "gina.ipynb")
+    if ROOT:
+        os.mknod(subs / "hal.ipynb", 0o644 | __import__("stat").S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+    result = grade(course, *sorted(subs.iterdir()), timeout=300)
+    listener.close()
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    reports = result["reports"]
+    assert points(reports["alice"]) == FULL
+    eve = " ".join(reports["eve"]["notes"])
+    assert "eve/hw3.ipynb/sock.ipynb is a socket, not a notebook file" in eve
+    assert "eve/hw3.ipynb/big.ipynb is 300 MB, over the grader's 100 MB limit" in eve
+    assert "eve/key.ipynb is a symbolic link" in eve and "root" not in eve
+    assert reports["frank"]["notes"][0] == "frank is a symbolic link: submit the notebook or the folder itself"
+    assert "gina.ipynb is a FIFO" in reports["gina"]["notes"][0]
+    if ROOT:
+        assert "hal.ipynb is a character device" in reports["hal"]["notes"][0]
+    assert all(r["total"] == 0 for name, r in reports.items() if name != "alice")
+    assert course["key"].read_text().strip() not in result["stdout"] + result["stderr"] + str(reports)
+
+
+@needs_sandbox
+def test_many_magic_cells_help_lines_deep_expressions_and_a_json_memory_bomb_cost_seconds(course):
+    """Variant: 100 cells of 50 magics each, a 150,000-character cell of `a?` help lines, an expression nested
+    10,000 deep and 50,000 terms long, and 60 MB of empty JSON objects in stored outputs (which a grader that
+    decodes the whole file in its own process holds as ~2 GB of dicts). The grader stays small and quick; the
+    kernel spends only its own time limits."""
+    nb = bomb(100, 50, "%xmode Plain")
+    index = next(i for i, c in enumerate(nb.cells) if c.id == "q3a-check")
+    nb.cells.insert(index, nbformat.v4.new_code_cell("a?\n" * 50_000))
+    nb.cells.insert(index, nbformat.v4.new_code_cell("y = " + "(" * 10_000 + "1" + ")" * 10_000))
+    nb.cells.insert(index, nbformat.v4.new_code_cell("z = " + "+".join(["1"] * 50_000)))
+    text = nbformat.writes(nb)
+    stored = '"outputs": [{"output_type": "display_data", "data": {}, "metadata": {"x": [' + ", ".join(["{}"] * 20_000_000) + ']}}]'
+    (course["subs"] / "mallory.ipynb").write_text(text.replace('"outputs": []', stored, 1), encoding="utf-8")
+    result = grade(course, *sorted(course["subs"].iterdir()), options=["--summary", "out/summary"], timeout=600)
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    print(f"variant batch: {result['seconds']:.1f} s, grader peak {result['peak_kib'] // 1024} MiB")
+    assert points(result["reports"]["alice"]) == FULL
+    assert points(result["reports"]["mallory"]) == FULL
+    assert result["peak_kib"] < 1024 * 1024, result["peak_kib"]  # the dicts were decoded elsewhere
+
+
+# --- 3: kernel messages ------------------------------------------------------------------------------------------
+
+FLOOD = """\
+k = get_ipython().kernel
+parent = k.get_parent("shell")
+line = "T" * 200_000
+for _ in range({count}):
+    k.session.send(k.iopub_socket, "error", {{"ename": "Flood", "evalue": line, "traceback": [line] * 20}},
+                   parent=parent, ident=k._topic("error"))
+"""
+
+
+@pytest.fixture
+def honest_peak(course) -> int:
+    """The grader's peak resident memory (KiB) grading alice alone, the baseline of the flood tests."""
+    result = grade(course, course["subs"] / "alice.ipynb", options=["--store", "out/baseline.sqlite"])
+    assert result["rc"] == 0 and points(result["reports"]["alice"]) == FULL, result["stderr"][-2000:]
+    return result["peak_kib"]
+
+
+@needs_sandbox
+def test_400_error_messages_of_4_mb_do_not_grow_the_grader(course, honest_peak):
+    """Once broken: the grader kept every error output a cell sent (only shortened, to 200,000 characters per
+    line and 20 lines), so 400 messages of ~4 MB grew its memory by 1.7 GB, linearly in their count, in the one
+    process without a memory limit and with every submission in flight."""
+    nb = answer_key()
+    nb.cells.insert(next(i for i, c in enumerate(nb.cells) if c.id == "q2-check"),
+                    nbformat.v4.new_code_cell(FLOOD.format(count=400)))
+    nbformat.write(nb, course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), timeout=600)
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    grown = (result["peak_kib"] - honest_peak) // 1024
+    print(f"grader peak: {honest_peak // 1024} MiB grading alice alone, {result['peak_kib'] // 1024} MiB with the flood")
+    assert points(result["reports"]["alice"]) == FULL and points(result["reports"]["mallory"]) == FULL
+    assert grown < 150, f"the grader grew by {grown} MiB"
+
+
+SEND = """\
+k = get_ipython().kernel
+def send(kind, content, count):
+    parent = k.get_parent("shell")
+    for _ in range(count):
+        k.session.send(k.iopub_socket, kind, content, parent=parent, ident=k._topic(kind))
+"""
+DISPLAY_IDS_AND_WIDGETS = SEND + """\
+big = "D" * 3_500_000  # two of them in one message stay under the 8 MiB a message may have
+for i in range(10):
+    send("display_data", {"data": {"text/plain": big}, "metadata": {}, "transient": {"display_id": str(i) + big}}, 1)
+    send("comm_open", {"comm_id": str(i) + big, "target_name": "jupyter.widget",
+                       "data": {"state": {"_model_name": "OutputModel", "value": big}, "buffer_paths": []}}, 1)
+"""
+TINY_MESSAGES = SEND + 'send("stream", {"name": "stdout", "text": "."}, 25_000)\n'
+FLOODING_PROBE = SEND + """\
+import torch
+def binary_accuracy(preds, y):
+    send("update_display_data", {"data": {"text/plain": "U" * 7_000_000}, "metadata": {}, "transient": {"display_id": "0"}}, 20)
+    return (torch.round(torch.sigmoid(preds)) == y).float().mean()
+"""
+
+
+@needs_sandbox
+def test_display_ids_widgets_tiny_messages_and_a_flooding_probe_cost_only_their_own_cell(course, honest_peak):
+    """Variant: 140 MB of displays whose display ids are 3.5 MB each and widget comms with 3.5 MB ids and states
+    (which nbclient would keep in its maps), 25,000 one-byte messages, and a probed function that sends 140 MB while
+    the grader calls it. Each cell that floods is stopped and skipped like a cell that hangs; the probe that
+    floods costs its question; the grader's memory does not move. (One-byte messages sent faster than the
+    grader reads them are dropped by the kernel's socket once 32 wait: they cost nothing, or the cell is
+    stopped at 20,000.)"""
+    nb = answer_key()
+    for before, source in (("q2-check", DISPLAY_IDS_AND_WIDGETS), ("q3a-check", TINY_MESSAGES)):
+        nb.cells.insert(next(i for i, c in enumerate(nb.cells) if c.id == before), nbformat.v4.new_code_cell(source))
+    next(c for c in nb.cells if c.id == "q4-3a-solution").source = FLOODING_PROBE
+    nbformat.write(nb, course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), timeout=600)
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    print(f"grader peak: {honest_peak // 1024} MiB grading alice alone, {result['peak_kib'] // 1024} MiB with floods")
+    mallory = result["reports"]["mallory"]
+    assert points(result["reports"]["alice"]) == FULL
+    assert points(mallory) == {**FULL, "q4.3a": 0}, mallory["notes"]
+    assert "sent the grader more than 64 MiB" in rows(mallory)["q4.3a"]["message"]
+    assert "cell 4 sent the grader more than 64 MiB or 20000 messages and was stopped" in mallory["notes"]
+    assert (result["peak_kib"] - honest_peak) // 1024 < 150

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .autograder import register as register_autograder
-from .kernel.sandbox import DEFAULT_MEMORY_GB, MAX_NOTEBOOK_MB, OUTPUT_LIMIT
+from .kernel.sandbox import CELL_BYTES, DEFAULT_MEMORY_GB, DEFAULT_SUBMISSION_TIMEOUT, MAX_NOTEBOOK_MB
 
 if TYPE_CHECKING:
     from . import batch
@@ -33,15 +33,16 @@ exit status:
      notebooks or with two students' notebooks, reference notebooks without
      check cells, an output file that cannot be written, a store written by
      another grader version
-  2  usage error: unknown option, bad --timeout, --memory-gb, --jobs, --shard
-     or --regrade
+  2  usage error: unknown option, bad --timeout, --submission-timeout,
+     --memory-gb, --jobs, --shard or --regrade
   130 interrupted (Ctrl-C): what was graded is stored; run the same command
      again to grade the rest
 
 Each notebook runs in its own sandboxed kernel (bubblewrap: no network, nothing of the
 grader's visible, an unprivileged user; --no-sandbox only where it cannot start) with
---timeout per cell, --memory-gb of memory and at most {OUTPUT_LIMIT} characters of output
-per cell; everything it starts dies with it. Points are computed outside the kernel from
+--timeout per cell, --submission-timeout for the whole submission, --memory-gb of memory
+and at most {CELL_BYTES // 2**20} MiB of messages to the grader per cell; everything it starts
+dies with it. Points are computed outside the kernel from
 the values its functions return on inputs drawn from the course key (--key-file).
 A notebook file over {MAX_NOTEBOOK_MB} MB is not run (clear its outputs).
 
@@ -75,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _output_options(grade)
     grade.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
                        help="time limit for each cell and each check (default: 600)")
+    grade.add_argument("--submission-timeout", type=_positive_seconds, default=DEFAULT_SUBMISSION_TIMEOUT,
+                       metavar="SECONDS", help=f"time limit for a whole submission: all its notebooks, cells, reruns "
+                                               f"and checks (default: {DEFAULT_SUBMISSION_TIMEOUT:g})")
     grade.add_argument("--memory-gb", type=_memory_gb, default=DEFAULT_MEMORY_GB, metavar="GIB",
                        help=f"memory limit of each notebook's kernel in GiB: an allocation past it fails inside "
                             f"the notebook instead of exhausting the machine (default: {DEFAULT_MEMORY_GB:g}; "
@@ -276,7 +280,7 @@ def _grade_batch(args: argparse.Namespace) -> int:
     except (KeyFileError, OSError) as exc:
         return _fail("grade", str(exc))
     settings = Settings(args.reference, args.timeout, args.memory_gb, sandbox=not args.no_sandbox, key=key,
-                        feature_cache=_corpus_features(args.reference))
+                        feature_cache=_corpus_features(args.reference), submission_timeout=args.submission_timeout)
     try:
         reports, outcome = _grade_into(store_path, submissions, settings, regrade,
                                        args.jobs or batch.default_jobs(args.memory_gb))

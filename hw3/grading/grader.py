@@ -25,7 +25,7 @@ import shutil
 import stat
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,7 +39,7 @@ from .exercises.checks import SCORING, score_safely
 from .exercises.registry import BY_ID, QUESTIONS, Question
 from .kernel import sandbox as sandboxing
 from .kernel import withheld
-from .kernel.execute import Execution, Launch, execute
+from .kernel.execute import Budget, Execution, Launch, execute
 from .kernel.harness import final_cell
 from .intake import Submission, student_name
 from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, regions
@@ -70,7 +70,8 @@ class Settings:
     """How to grade: the released notebooks, time and memory limits, the sandbox, the course key.
 
     `only` restricts grading to those question ids (a regrade); `feature_cache` is a folder of precomputed
-    BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job.
+    BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job;
+    `submission_timeout` is the wall-clock budget of one whole submission (`execute.Budget`).
     """
 
     reference: Path = Path("notebooks")
@@ -81,11 +82,12 @@ class Settings:
     only: frozenset[str] | None = None
     feature_cache: Path | None = None
     slot: int = 0
-    output_limit: int = sandboxing.OUTPUT_LIMIT
+    submission_timeout: float = sandboxing.DEFAULT_SUBMISSION_TIMEOUT
+    budget: Budget | None = None  # the submission's, made by grade_submission
 
     @property
     def limits(self) -> sandboxing.Limits:
-        return sandboxing.Limits(memory_gb=self.memory_gb, output_limit=self.output_limit)
+        return sandboxing.Limits(memory_gb=self.memory_gb)
 
 
 def load_reference(folder: Path) -> Reference:
@@ -297,7 +299,7 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
                 execution = execute(nb, final_cell(requests, nonce, settings.timeout, str(sockets)),
                                     timeout=settings.timeout, final_timeout=settings.timeout * len(pending) + 60,
                                     launch=launch_for(settings, copy, sockets, home, bounded),
-                                    skip=first.broken if first else None)
+                                    skip=first.broken if first else None, budget=settings.budget)
                 found, started = read_results(sockets, nonce)
             finally:
                 if bounded:
@@ -380,6 +382,7 @@ def grade_submission(submission: Submission | Path, settings: Settings = Setting
     """Grade one student's submission, as read by the intake (a path is read first), from its notebooks as read:
     nothing here opens a submitted file again. Never raises for a bad notebook."""
     started = time.monotonic()
+    settings = replace(settings, budget=Budget(settings.submission_timeout))
     if not isinstance(submission, Submission):
         submission = intake.read_submission(Path(submission))
     reference = _reference(str(Path(settings.reference).resolve()))
