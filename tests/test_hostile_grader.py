@@ -270,3 +270,52 @@ def test_display_ids_widgets_tiny_messages_and_a_flooding_probe_cost_only_their_
     assert "sent the grader more than 64 MiB" in rows(mallory)["q4.3a"]["message"]
     assert "cell 4 sent the grader more than 64 MiB or 20000 messages and was stopped" in mallory["notes"]
     assert (result["peak_kib"] - honest_peak) // 1024 < 150
+
+
+# --- 4: time -------------------------------------------------------------------------------------------------------
+
+def with_cells(before: str, sources: list[str]) -> nbformat.NotebookNode:
+    """The honest notebook with these code cells inserted before the cell with id `before`."""
+    nb = answer_key()
+    index = next(i for i, c in enumerate(nb.cells) if c.id == before)
+    nb.cells[index:index] = [nbformat.v4.new_code_cell(source) for source in sources]
+    return nb
+
+
+@needs_sandbox
+def test_ten_cells_that_each_sleep_just_under_the_timeout_stop_at_the_submission_budget(course):
+    """Once broken: only per-cell limits existed, so 10 cells that each sleep just under --timeout took 10 x the
+    timeout (1,000 cells at the default 600 s: a week), with no budget per submission across cells and reruns."""
+    nbformat.write(with_cells("q2-check", ["import time\ntime.sleep(4.5)"] * 10), course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), options=["--timeout", "5", "--submission-timeout", "20"])
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    alice, mallory = result["reports"]["alice"], result["reports"]["mallory"]
+    assert points(alice) == FULL
+    assert mallory["seconds"] < 20 + 10, mallory["seconds"]  # the budget, and stopping the kernel
+    assert points(mallory) == dict.fromkeys(FULL, 0)
+    reason = "the submission used up its 20 s (--submission-timeout)"
+    assert all(reason in rows(mallory)[qid]["message"] for qid in FULL), rows(mallory)
+
+
+SLOW_PROBE = """\
+import time, torch
+def binary_accuracy(preds, y):
+    time.sleep(4.8)
+    return (torch.round(torch.sigmoid(preds)) == y).float().mean()
+"""
+
+
+@needs_sandbox
+def test_reruns_after_kernel_deaths_and_probes_that_sleep_stay_within_the_submission_budget(course):
+    """Variant: three cells that each sleep 4 s and then kill the kernel (every rerun runs the notebook again
+    from the top, sleeps included) and a checked function that sleeps just under the timeout each time the
+    grader calls it. The submission's one deadline covers them all."""
+    nb = with_cells("q3a-check", ["import os, time\ntime.sleep(4)\nos._exit(1)"] * 3)
+    next(c for c in nb.cells if c.id == "q4-3a-solution").source = SLOW_PROBE
+    nbformat.write(nb, course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), options=["--timeout", "5", "--submission-timeout", "25"])
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    mallory = result["reports"]["mallory"]
+    assert points(result["reports"]["alice"]) == FULL
+    assert mallory["seconds"] < 25 + 10, mallory["seconds"]
+    assert any("--submission-timeout" in note for note in mallory["notes"]), mallory["notes"]

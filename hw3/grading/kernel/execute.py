@@ -258,30 +258,31 @@ def _new_kernel(budget: Budget) -> None:
         raise _OutOfBudget(f"the submission used up its {budget.seconds:g} s (--submission-timeout)")
 
 
-def _start(client: FirstErrorClient, budget: Budget, timeout: float, what: str) -> None:
-    """Ready the budget for one cell: its message allowance, and a time limit of `timeout` or what is left of the
+def _start(client: FirstErrorClient, budget: Budget, timeout: float, what: str) -> float:
+    """Ready one cell: its message allowance, and its time limit (returned): `timeout`, or what is left of the
     deadline; _OutOfBudget when nothing is left."""
     budget.new_cell()
     if budget.over_total():
         raise _OutOfBudget(budget.flooded)
-    left = budget.left()
-    if left <= 0.5:
+    limit = min(timeout, budget.left())
+    if limit <= 0.5:
         raise _OutOfBudget(f"the submission used up its {budget.seconds:g} s (--submission-timeout) before {what}")
-    client.timeout = min(timeout, left)
+    client.timeout_func = lambda cell: limit  # nbclient's own `timeout` takes whole seconds only
+    return limit
 
 
 def _run_cell(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
               watch: DiskWatch, cgroup: sandbox.Cgroup | None, budget: Budget, timeout: float) -> str | None:
     """Execute one notebook cell: its one-line error, or None; _Broken when it hangs, kills the kernel or floods
     the grader, _OutOfBudget when the submission's deadline or total allowance runs out."""
-    _start(client, budget, timeout, f"cell {index + 1}")
+    limit = _start(client, budget, timeout, f"cell {index + 1}")
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
         if budget.expired():
             raise _OutOfBudget(f"cell {index + 1} was stopped: the submission used up its {budget.seconds:g} s "
                                f"(--submission-timeout)") from None
-        raise _Broken(index, f"cell {index + 1} did not finish within {client.timeout:g} s") from None
+        raise _Broken(index, f"cell {index + 1} did not finish within {limit:g} s") from None
     except DeadKernelError:
         if budget.flooded:
             if budget.over_total():
@@ -305,14 +306,14 @@ def _run_final(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int
                timeout: float) -> tuple[str | None, bool]:
     """Execute the grader's cell: (None when it completed, else why not; whether it hung or stopped the kernel);
     _OutOfBudget when the submission's deadline or total allowance runs out."""
-    _start(client, budget, timeout, "the grader's probes")
+    limit = _start(client, budget, timeout, "the grader's probes")
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
         if budget.expired():
             raise _OutOfBudget(f"the grader's probes were stopped: the submission used up its {budget.seconds:g} s "
                                f"(--submission-timeout)") from None
-        return f"the grader's final check did not finish within {client.timeout:g} s", True
+        return f"the grader's final check did not finish within {limit:g} s", True
     except DeadKernelError:
         if budget.flooded:
             if budget.over_total():
@@ -352,8 +353,8 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
     km = kernel_manager(launch, budget)
     km.cgroup = sandbox.Cgroup.create(secrets.token_hex(8), launch.limits) if launch.mounts else None
     budget.stop = lambda: _kill(km)
-    client = FirstErrorClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
-                              record_timing=False, log=_QUIET)
+    client = FirstErrorClient(work, km=km, allow_errors=True, shutdown_kernel="immediate", record_timing=False,
+                              log=_QUIET)
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     owner = launch.uid if launch.mounts and sandbox.is_root() else os.getuid()
