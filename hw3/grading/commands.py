@@ -9,10 +9,13 @@ line on stderr, never as a traceback. `hw3 grade --help` states this contract (G
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from hw3.errors import format_error
 
 from .autograder import register as register_autograder
 from .kernel.sandbox import CELL_BYTES, DEFAULT_MEMORY_GB, DEFAULT_SUBMISSION_TIMEOUT, MAX_NOTEBOOK_MB
@@ -51,6 +54,28 @@ student with the digest of the submitted notebooks: running the same command aga
 grades only new or changed submissions. --json, --csv and --gradescope are written
 from the store when the batch ends. `hw3 merge-grades` combines the stores of --shard runs."""
 
+def refuse_option_files(parser: argparse.ArgumentParser, command: str, example: str) -> None:
+    """Make `parser` refuse, before parsing, an option-looking argument that is also an existing path, unless it
+    comes after `--`: a shell glob (`hw3 grade *`) in a folder holding a student's file named `--no-sandbox`
+    must not change how the batch is graded. The one-line error (exit 2) names the file and the safe form."""
+    parse = parser.parse_known_args
+
+    def guarded(args=None, namespace=None):
+        given = list(sys.argv[1:] if args is None else args)
+        before = given[:given.index("--")] if "--" in given else given
+        for word in before:
+            if word.startswith("-") and word != "-" and os.path.lexists(word):
+                from .reports.names import shown
+
+                print(format_error(command, f"{shown(word)} is both an option and a file here (a submission named "
+                                            f"like an option?): put -- before the submissions, e.g. {example}"),
+                      file=sys.stderr)
+                raise SystemExit(EXIT_USAGE)
+        return parse(args, namespace)
+
+    parser.parse_known_args = guarded
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `assign`, `grade` and `merge-grades` to the CLI; each parser's `handler` default is its handler."""
     assign = subparsers.add_parser(
@@ -72,7 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "per question. A submission is one student's notebook, or a folder with one student's\n"
                     "notebooks when the homework comes in several.")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
-                       help="a student's .ipynb file, or a folder with one student's notebooks")
+                       help="a student's .ipynb file, or a folder with one student's notebooks (put -- before them "
+                            "when they come from a glob: hw3 grade [OPTIONS] -- submissions/*)")
+    refuse_option_files(grade, "grade", "hw3 grade --json grades.json -- submissions/*")
     _output_options(grade)
     grade.add_argument("--timeout", type=_positive_seconds, default=600.0, metavar="SECONDS",
                        help="time limit for each cell and each check (default: 600)")
@@ -117,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "their reports, sorted by student, as one store and/or JSON, CSV and Gradescope files. "
                     "Exit 0 when written, 1 for a missing, foreign or conflicting store, 2 for usage errors.")
     merge.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="a --store file of `hw3 grade`")
+    refuse_option_files(merge, "merge-grades", "hw3 merge-grades --csv grades.csv -- results/*.sqlite")
     _output_options(merge)
     merge.add_argument("--store", type=Path, default=None, metavar="FILE", help="write the merged store")
     merge.set_defaults(handler=run_merge)
@@ -158,8 +186,6 @@ def _memory_gb(text: str) -> float:
 
 def _fail(command: str, message: str, code: int = EXIT_FAILED) -> int:
     """Print the one-line error in the format of every hw3 command (`hw3.errors.format_error`); return `code`."""
-    from hw3.errors import format_error
-
     print(format_error(command, message), file=sys.stderr)
     return code
 

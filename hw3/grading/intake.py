@@ -139,10 +139,13 @@ def read_submission(path: Path) -> Submission:
         return _unreadable(student, path, f"{shown(path.name)} is a symbolic link: submit the notebook or the "
                                           f"folder itself")
     if not stat.S_ISDIR(mode):
-        found = [(path.name, path)] if stat.S_ISREG(mode) else []
-        if not found:
+        if not stat.S_ISREG(mode):
             return _unreadable(student, path, f"{shown(path.name)} is {file_kind(mode)}, not a notebook file: "
                                               f"submit the .ipynb file itself")
+        if path.suffix != ".ipynb":
+            return _unreadable(student, path, f"{shown(path.name)} is not a notebook (.ipynb) file: submit the "
+                                              f"notebook, or leave the file out of the batch")
+        found = [(path.name, path)]
     else:
         found = _entries(path)
         if not found:
