@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from report_builders import question, report
 
+from hw3.grading.reports.manual import manual_ids, merge_scores
 from hw3.grading.reports.similarity import REFERENCE, Finding
 from hw3.grading.reports.summary import common_reasons, mask_numbers, render, write_summary
 
@@ -36,12 +37,21 @@ def test_summary_statistics_and_status_counts():
     text = render(class_of_four())
     assert "- Students: 4" in text
     # totals: 23, 22.25, 21 (q2 1.5 + q3a 0.5 lost), 19.5 (q2 1.5 + q3b 2 lost)
-    assert "- Mean total: 21.44 / 30" in text and "- Median total: 21.625" in text
+    assert "- Mean total: 21.44 / 30" in text and "- Median total: 21.625 / 30" in text
+    assert "- Points graded by hand: 7 of the 30; not merged yet" in text
     assert "| q2 | 1.5 | 1 | 1 | 2 | 0 | 0 | 0.56 |" in text
     assert "| q3b | 2 | 3 | 0 | 0 | 1 | 0 | 1.50 |" in text
     assert "| q1 | 3 | 0 | 0 | 0 | 0 | 4 | 0.00 |" in text
-    assert "  - 2 × returned … for xs = \\[…\\], expected …" in text
+    assert "  - 2 × returned … for xs = `[…],` expected …" in text
     assert "- **q3a**\n  - 1 × norms(…) raised ZeroDivisionError" in text
+
+
+def test_points_graded_by_hand_follow_the_merged_scores():
+    alice = {"q1": 3.0, "q2.written": 1.0, "q3b.written": 1.0, "q3c": 0.5, "q4.4b.written": 0.5}
+    assert set(alice) == set(manual_ids())
+    reports = merge_scores(class_of_four(), {"alice": alice, "bob": {"q1": 2.0}})
+    assert "- Points graded by hand: 7 of the 30; merged for 1 of 4 students (mean 6.00 / 7), in part for 1 more" \
+        in render(reports)
 
 
 def test_findings_are_listed_for_a_person_and_never_penalised():

@@ -27,6 +27,7 @@ from .exercises.registry import BY_ID, QUESTIONS
 from .grader import Settings, grade_submission  # noqa: F401 (the grade function `hw3 grade` passes to run)
 from .intake import IntakeError, Submission, read_batch
 from .kernel.sandbox import GIB
+from .reports.names import shown
 from .results import GRADER_VERSION, Report
 from .store import Store
 
@@ -254,8 +255,8 @@ class Progress:
             self.bar.update()
             return
         print(self.table(report) + "\n", flush=True)
-        print(f"graded {report.student} ({self.count} of {self.total}): {report.total:g} / {report.max_total:g}",
-              file=self.stream, flush=True)
+        print(f"graded {shown(report.student)} ({self.count} of {self.total}): {report.total:g} / "
+              f"{report.max_total:g}", file=self.stream, flush=True)
 
     def close(self) -> None:
         """Remove the bar (a no-op without one)."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import math
 from pathlib import Path
 
 from ..exercises.registry import BY_ID, QUESTIONS, format_points
 from ..results import QuestionResult, Report
+from .names import csv_cell, from_csv_cell, shown
+from .report import write_atomic
 
 STUDENT_COLUMN = "student"
 
@@ -27,12 +30,19 @@ def manual_ids() -> list[str]:
     return [q.id for q in QUESTIONS if q.kind == "manual"]
 
 
+def template(students: list[str]) -> str:
+    """A blank scores sheet: a `student` column with `students` (`names.csv_cell`: a spreadsheet runs none of
+    them, and `read_scores` reads them back), one empty column per manual question."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([STUDENT_COLUMN, *manual_ids()])
+    writer.writerows([csv_cell(student), *([""] * len(manual_ids()))] for student in students)
+    return out.getvalue()
+
+
 def write_template(students: list[str], path: Path) -> Path:
-    """A blank scores sheet: a `student` column with `students`, one empty column per manual question."""
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([STUDENT_COLUMN, *manual_ids()])
-        writer.writerows([student, *([""] * len(manual_ids()))] for student in students)
+    """Write the blank scores sheet of `students` (`template`) to `path`, atomically."""
+    write_atomic(path, template(students))
     return path
 
 
@@ -98,12 +108,12 @@ def read_scores(path: Path, students: list[str]) -> dict[str, dict[str, float]]:
     known = set(students)
     scores: dict[str, dict[str, float]] = {}
     for line, row in rows:
-        student = row[0].strip()
+        student = from_csv_cell(row[0].strip(), students) or row[0].strip()
         if student not in known:
-            raise ManualScoresError(f"{path} line {line}: unknown student {student!r}: use the names of the graded "
-                                    f"submissions, as in the grades CSV")
+            raise ManualScoresError(f"{path} line {line}: unknown student {shown(row[0].strip())!r}: use the names of "
+                                    f"the graded submissions, as in the grades CSV")
         if student in scores:
-            raise ManualScoresError(f"{path} line {line}: {student!r} is listed twice: keep one row per student")
+            raise ManualScoresError(f"{path} line {line}: {shown(student)!r} is listed twice: keep one row per student")
         if len(row) > len(header):
             raise ManualScoresError(f"{path} line {line}: {len(row)} cells for {len(header)} columns: remove the "
                                     f"extra cells")
