@@ -10,6 +10,8 @@ full points in each.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import random
 import shutil
@@ -319,3 +321,99 @@ def test_reruns_after_kernel_deaths_and_probes_that_sleep_stay_within_the_submis
     assert points(result["reports"]["alice"]) == FULL
     assert mallory["seconds"] < 25 + 10, mallory["seconds"]
     assert any("--submission-timeout" in note for note in mallory["notes"]), mallory["notes"]
+
+
+# --- 5: names ------------------------------------------------------------------------------------------------------
+
+FORMULA = '=HYPERLINK(CONCATENATE("http:",CHAR(47),CHAR(47),"evil.example"),"grades")'
+FAKE_LINE = "  total                  23 of 23   all tests passed"
+TERMINAL = "eve\n" + FAKE_LINE + "\x1b[2J\x1b[1;1H\n# Total: 23 of 23"
+
+
+@needs_sandbox
+def test_names_cannot_run_in_a_spreadsheet_share_a_feedback_file_or_write_to_the_terminal(course):
+    """Once broken: a student named `=HYPERLINK(...)` landed as a formula in the CSV instructors open in a
+    spreadsheet; students `bob` and `bob.` shared the feedback file bob.md (the later silently replaced the
+    other); a notebook named with newlines and ANSI escapes printed a fake total line and cursor movements on
+    the grader's terminal, and a Markdown heading in its own feedback file."""
+    subs = course["subs"]
+    other = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(answer_key(), subs / "bob.ipynb")
+    nbformat.write(other, subs / "bob..ipynb")
+    nbformat.write(other, subs / f"{FORMULA}.ipynb")
+    nbformat.write(other, subs / f"{TERMINAL}.ipynb")
+    result = grade(course, *sorted(subs.iterdir()), options=["--feedback", "out/feedback"])
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    reports = result["reports"]
+    assert points(reports["alice"]) == FULL and points(reports["bob"]) == FULL
+    shown = result["stdout"] + result["stderr"]
+    assert "\x1b" not in shown and FAKE_LINE not in shown.splitlines(), shown[-3000:]
+    csv_text = (course["root"] / "out" / "grades.csv").read_text(encoding="utf-8")
+    cells = [row[0] for row in csv.reader(io.StringIO(csv_text))][1:]
+    assert len(cells) == 5 and not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))], cells
+    assert "'" + FORMULA in cells and "\x1b" not in csv_text
+    assert len(csv_text.splitlines()) == 1 + 5  # one line per student: no newline from a name
+    feedback = {p.name: p.read_text(encoding="utf-8") for p in (course["root"] / "out" / "feedback").iterdir()}
+    assert len(feedback) == 5  # one file per student
+    assert "Total: 6 / 30" in feedback["bob.md"]
+    eve = next(text for text in feedback.values() if "23 of 23" in text)
+    assert [line for line in eve.splitlines() if line.startswith("#")][0].startswith("# Homework 3 feedback")
+    assert not any(line.startswith("# Total") for line in eve.splitlines()) and "\x1b" not in eve
+
+
+# --- 6: options from file names ----------------------------------------------------------------------------------
+
+WHO_RUNS_ME = """\
+import os
+raise Exception(f"uid={os.getuid()} sandboxed={os.path.exists('/home/student/submission')}")
+"""
+
+
+def glob_star(folder: Path) -> list[str]:
+    """What a shell's `*` expands to in `folder`: the names of its entries, sorted, dot-files left out."""
+    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+
+@needs_sandbox
+@pytest.mark.parametrize("user", ["root", "ordinary user"])
+def test_a_file_named_like_an_option_cannot_turn_the_sandbox_off(course, user):
+    """Once broken: `hw3 grade *` in a folder where a student uploaded a file named `--no-sandbox` turned the
+    sandbox off for the whole batch (argparse read the file name as the option): every kernel then ran as the
+    grader's user, root on CI and Gradescope."""
+    uid = as_nobody(course) if user != "root" else None
+    subs, root = course["subs"], course["root"]
+    nbformat.write(with_cells("q2-check", [WHO_RUNS_ME]), subs / "mallory.ipynb")
+    (subs / "--no-sandbox").write_text("uploaded by mallory")
+    result = grade_cli("--reference", root / "notebooks", "--key-file", course["key"], "--json", root / "out" / "grades.json",
+                       "--store", root / "out" / "grades.sqlite", "--jobs", "1", *glob_star(subs), cwd=subs, user=uid)
+    for report in result["reports"].values():
+        assert report["sandboxed"], report["notes"]
+    assert result["rc"] == 2 and result["reports"] == {}, (result["rc"], result["stderr"][-2000:])
+    assert result["stderr"].count("\n") == 1 and "--no-sandbox" in result["stderr"] and " -- " in result["stderr"]
+    safe = grade_cli("--reference", root / "notebooks", "--key-file", course["key"], "--json", root / "out" / "grades.json",
+                     "--store", root / "out" / "grades.sqlite", "--jobs", "1", "--", *glob_star(subs), cwd=subs, user=uid)
+    assert safe["rc"] == 0, safe["stderr"][-2000:]
+    assert points(safe["reports"]["alice"]) == FULL and safe["reports"]["mallory"]["sandboxed"]
+    assert "uid=0 " not in str(safe["reports"]["mallory"]["notes"])
+    assert "--no-sandbox is not a notebook" in str(safe["reports"]["--no-sandbox"]["notes"])
+
+
+def test_abbreviated_and_valued_options_in_file_names_are_refused_for_grade_and_merge(course):
+    """Variant: `--no-s` (argparse's abbreviation of --no-sandbox), `--key-file=mallory.key` (inputs drawn from a
+    key the student knows) and `--jobs=64` uploaded next to the notebooks, and `--json=report.json` next to the
+    stores `hw3 merge-grades *` combines. Each is refused before anything runs, with one line naming it."""
+    subs, root = course["subs"], course["root"]
+    (subs / "mallory.key").write_text("00" * 32 + "\n")
+    for name in ("--no-s", "--key-file=mallory.key", "--jobs=64"):
+        (subs / name).write_text("x")
+    result = grade_cli("--reference", root / "notebooks", "--json", root / "out" / "grades.json", *glob_star(subs), cwd=subs)
+    assert result["rc"] == 2 and result["stdout"] == "", result["stderr"]
+    line = result["stderr"].strip()
+    assert "\n" not in line and line.startswith("hw3 grade: error: --jobs=64 is both an option and a file here")
+    stores = root / "stores"
+    stores.mkdir()
+    (stores / "--json=report.json").write_text("x")
+    merged = subprocess.run([sys.executable, "-m", "hw3", "merge-grades", *glob_star(stores)], cwd=stores,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert merged.returncode == 2 and "--json=report.json is both an option and a file here" in merged.stderr
+    assert not (stores / "report.json").exists()
