@@ -11,6 +11,7 @@ loses only the submissions in flight.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
@@ -76,9 +77,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def shard_of(student: str, count: int) -> int:
+    """The shard (1 to `count`) of `student`: a hash of the name alone, so that adding, removing or renaming
+    another submission never moves this one to another shard."""
+    digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
 def shard(submissions: list[Submission], index: int, count: int) -> list[Submission]:
-    """Part `index` (1-based) of `count` of the sorted batch: every count-th submission from index-1."""
-    return submissions[index - 1::count]
+    """Part `index` (1-based) of `count` of the batch: the students whose `shard_of` is `index`."""
+    return [sub for sub in submissions if shard_of(sub.student, count) == index]
 
 
 def parse_regrade(text: str) -> frozenset[str]:

@@ -105,6 +105,17 @@ class Store:
                              (report.student, report.submission, report.digest, report.grader_version,
                               json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False), when))
 
+    def mark_shard(self, index: int, count: int) -> None:
+        """Record that this store holds shard `index` of `count` (`merge-grades` names a missing student's shard)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('shard', ?)", (f"{index}/{count}",))
+
+    def shard(self) -> tuple[int, int] | None:
+        """The (index, count) `mark_shard` recorded, if any."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'shard'").fetchone()
+        index, _, count = (found[0] if found else "").partition("/")
+        return (int(index), int(count)) if index.isdigit() and count.isdigit() else None
+
     def rows(self) -> list[Row]:
         """Every stored result, sorted by student."""
         found = self._db.execute("SELECT student, digest, grader_version, report, graded_at FROM reports "
@@ -131,6 +142,31 @@ def merge(paths: list[Path]) -> list[Row]:
                 if not known or row.graded_at > known[1].graded_at:
                     found[row.student] = (path, row)
     return [found[student][1] for student in sorted(found)]
+
+
+def check_complete(rows: list[Row], submissions: list, stores: list[Path]) -> None:
+    """StoreError naming the students of the batch (`intake.Submission`s) that no store holds (with the shard that
+    should, when the stores recorded their count) or that were graded from other contents than they hold now."""
+    from .batch import shard_of
+    from .reports.names import shown
+
+    graded = {row.student: row for row in rows}
+    missing = [sub.student for sub in submissions if sub.student not in graded]
+    changed = [sub.student for sub in submissions if sub.student in graded and graded[sub.student].digest != sub.digest]
+    counts = set()
+    for path in stores:
+        with Store(path, readonly=True) as store:
+            counts.add(store.shard()[1] if store.shard() else None)
+    count = counts.pop() if len(counts) == 1 else None
+    if missing:
+        named = [shown(s) + (f" (shard {shard_of(s, count)}/{count})" if count else "") for s in missing[:5]]
+        raise StoreError(f"{len(missing)} students of the batch are in no store: {', '.join(named)}"
+                         f"{', ...' if len(missing) > 5 else ''}: grade their shards (hw3 grade --shard I/N) and "
+                         f"merge again")
+    if changed:
+        raise StoreError(f"{len(changed)} students were graded from other contents than the batch holds now: "
+                         f"{', '.join(map(shown, changed[:5]))}{', ...' if len(changed) > 5 else ''}: grade their "
+                         f"shards again and merge again")
 
 
 def write_rows(target: Path, rows: list[Row]) -> None:
