@@ -126,24 +126,25 @@ def test_jobs_2_grades_two_submissions_at_once(course):
 
 
 def test_a_retried_shard_gives_identical_results(course):
-    assert grade(course, "--shard", "2/3", "--json", "try1.json") == 0
-    assert Path("grades-2-of-3.sqlite").is_file()  # the default store of a shard
-    assert course["fake"].students() == ["bob", "eve"]  # every 3rd of the sorted students, from the 2nd
-    assert grade(course, "--shard", "2/3", "--store", "retry.sqlite", "--json", "try2.json", fake=FakeGrader()) == 0
+    assert grade(course, "--shard", "1/3", "--json", "try1.json") == 0
+    assert Path("grades-1-of-3.sqlite").is_file()  # the default store of a shard
+    assert course["fake"].students() == ["cy"]  # the students whose name hashes to shard 1 of 3
+    assert grade(course, "--shard", "1/3", "--store", "retry.sqlite", "--json", "try2.json", fake=FakeGrader()) == 0
     assert Path("try1.json").read_bytes() == Path("try2.json").read_bytes()
 
 
 def test_merged_shards_equal_the_unsharded_run(course):
     assert grade(course, "--store", "all.sqlite", "--json", "all.json", "--csv", "all.csv",
-                 "--gradescope", "all-gs.json") == 0
+                 "--gradescope", "all-gs") == 0
     for i in (1, 2, 3):
         assert grade(course, "--shard", f"{i}/3", fake=FakeGrader()) == 0
     shards = [f"grades-{i}-of-3.sqlite" for i in (3, 1, 2)]  # any order
     assert hw3("merge-grades", *shards, "--json", "merged.json", "--csv", "merged.csv",
-               "--gradescope", "merged-gs.json", "--store", "merged.sqlite") == 0
+               "--gradescope", "merged-gs", "--store", "merged.sqlite") == 0
     for name in ("json", "csv"):
         assert Path(f"merged.{name}").read_bytes() == Path(f"all.{name}").read_bytes()
-    assert Path("merged-gs.json").read_bytes() == Path("all-gs.json").read_bytes()
+    assert {p.name: p.read_bytes() for p in Path("merged-gs").iterdir()} == \
+        {p.name: p.read_bytes() for p in Path("all-gs").iterdir()}
     assert hw3("merge-grades", "merged.sqlite", "--json", "again.json") == 0
     assert Path("again.json").read_bytes() == Path("all.json").read_bytes()
 
@@ -215,10 +216,33 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_grading(course, 
     else:
         target.symlink_to(course["root"] / "elsewhere.json")
     expected = {"directory": "a directory", "fifo": "a FIFO", "symlink": "a symbolic link"}[kind]
-    for option in ("--json", "--csv", "--gradescope", "--store"):
+    for option in ("--json", "--csv", "--store", "--manual-template"):
         assert grade(course, option, target) == 1
         assert capsys.readouterr().err == f"hw3 grade: error: {target} is {expected}: pass the path of a regular file\n"
+    if kind != "directory":  # for a batch of several, --gradescope takes a folder
+        assert grade(course, "--gradescope", target) == 1
+        assert capsys.readouterr().err == (f"hw3 grade: error: --gradescope {target}: this batch has 5 submissions and "
+                                           f"Gradescope reads one results.json each: pass a folder (e.g. --gradescope "
+                                           f"gradescope/) for one file per student\n")
     assert course["fake"].calls == [] and not Path("grades.sqlite").exists()
+
+
+def test_gradescope_for_a_batch_is_one_complete_results_json_per_student(course, capsys):
+    from hw3.grading.autograder import results
+
+    assert grade(course, "--gradescope", "gs.json") == 1
+    assert "pass a folder (e.g. --gradescope gradescope/)" in capsys.readouterr().err
+    assert grade(course, "--gradescope", "gs", "--json", "all.json") == 0
+    totals = {r["student"]: r["total"] for r in read_json(Path("all.json"))}
+    files = sorted(Path("gs").iterdir())
+    assert [p.name for p in files] == [f"{s}.json" for s in STUDENTS]
+    for path, student in zip(files, STUDENTS):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert results(path.read_text(encoding="utf-8"), "", 0, 1.0) == data  # what run_autograder accepts as is
+        assert data["score"] == totals[student] and f"feedback: {student}" in data["output"]
+    assert hw3("grade", "--reference", course["root"] / "notebooks", "--gradescope", "one.json", "--",
+               course["subs"] / "bob.ipynb") == 0  # one submission: a file
+    assert json.loads(Path("one.json").read_text(encoding="utf-8"))["score"] == totals["bob"]
 
 
 @pytest.mark.parametrize("spec", ["3/2", "0/0", "a/b", "1/0", "2"])

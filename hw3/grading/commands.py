@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,32 +129,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--key-file", type=Path, metavar="FILE",
                        help="the course key that seeds every student's inputs (default: $HW3_GRADING_KEY or "
                             "./.hw3-grading-key, created on first use)")
-    grade.add_argument("--feedback", type=Path, metavar="DIR",
-                       help="write one Markdown feedback file per student into DIR (safe to hand out)")
-    grade.add_argument("--summary", type=Path, metavar="DIR",
-                       help="write the class summary (summary.md, scores.png, similar solutions) into DIR")
-    grade.add_argument("--manual", type=Path, metavar="CSV",
-                       help="merge hand-graded points (columns: student, then one per manual question id)")
     grade.set_defaults(handler=run_grade)
 
     merge = subparsers.add_parser(
         "merge-grades", help="combine the results stores of `hw3 grade --shard` runs",
         description="Read the --store files of several `hw3 grade` runs (the shards of one batch) and write "
-                    "their reports, sorted by student, as one store and/or JSON, CSV and Gradescope files. "
-                    "Exit 0 when written, 1 for a missing, foreign or conflicting store, 2 for usage errors.")
+                    "their reports, sorted by student, as one store and/or the outputs `hw3 grade` writes. "
+                    "With --batch, a student of the batch missing from every store, or graded from other "
+                    "contents than the batch holds now, is refused by name. Exit 0 when written, 1 for a "
+                    "missing, foreign, conflicting or incomplete store, 2 for usage errors.")
     merge.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="a --store file of `hw3 grade`")
     refuse_option_files(merge, "merge-grades", "hw3 merge-grades --csv grades.csv -- results/*.sqlite")
     _output_options(merge)
     merge.add_argument("--store", type=Path, default=None, metavar="FILE", help="write the merged store")
+    merge.add_argument("--batch", nargs="+", type=Path, metavar="SUBMISSION",
+                       help="the batch's submissions, as given to `hw3 grade` (after the stores): every student "
+                            "must be in a store, graded from what the submission holds now")
+    merge.add_argument("--reference", type=Path, default=Path("notebooks"), metavar="DIR",
+                       help="the released student notebooks, for the summary's similar solutions (default: notebooks)")
     merge.set_defaults(handler=run_merge)
     register_autograder(subparsers)
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
-    """--json, --csv and --gradescope: the files rendered from the results."""
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the grades as JSON")
-    parser.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student as CSV")
-    parser.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json")
+    """The outputs written from the results (`outputs.add_options`)."""
+    from .outputs import add_options
+
+    add_options(parser)
 
 
 def _positive_seconds(text: str) -> float:
@@ -218,40 +218,6 @@ def run_assign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _outputs(args: argparse.Namespace) -> list[tuple[Path, Callable[[list[Report]], str]]]:
-    """(file, renderer) of each output option given."""
-    from .reports.report import RENDERERS
-
-    return [(getattr(args, name), render) for name, render in RENDERERS.items() if getattr(args, name) is not None]
-
-
-def _unwritable(targets: list[Path]) -> str | None:
-    """Why one of the files to write cannot be written (None when all can), before any work starts."""
-    from .reports.report import unwritable
-
-    seen: set[Path] = set()
-    for target in targets:
-        if target.resolve() in seen:
-            return f"{target} is given for two outputs: pass a different file for each"
-        seen.add(target.resolve())
-        problem = unwritable(target)
-        if problem:
-            return problem
-    return None
-
-
-def _write(command: str, outputs: list[tuple[Path, Callable[[list[Report]], str]]], reports: list[Report]) -> int:
-    """Write every output atomically; EXIT_FAILED naming the first that cannot be written."""
-    from .reports.report import write_atomic
-
-    for target, render in outputs:
-        try:
-            write_atomic(target, render(reports))
-        except OSError as exc:
-            return _fail(command, f"cannot write {target} ({exc.strerror})")
-    return EXIT_OK
-
-
 def _store_path(args: argparse.Namespace, shard: tuple[int, int] | None) -> Path:
     """--store, or the default: grades.sqlite, grades-I-of-N.sqlite for a shard."""
     if args.store is not None:
@@ -275,7 +241,7 @@ def _grade_batch(args: argparse.Namespace) -> int:
     from .grader import ReferenceNotebookError, Settings, load_reference
     from .kernel.sandbox import available
     from .key import KeyFileError, key_path, load_key
-    from .reports.manual import ManualScoresError, merge_manual
+    from .outputs import OutputError, Outputs
     from .store import StoreError
 
     try:
@@ -284,19 +250,16 @@ def _grade_batch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail("grade", str(exc), EXIT_USAGE)
     try:
-        submissions = batch.find_submissions(args.submissions)
+        everyone = batch.find_submissions(args.submissions)
     except batch.BatchError as exc:
         return _fail("grade", str(exc))
-    store_path, outputs = _store_path(args, shard), _outputs(args)
-    problem = _unwritable([store_path, *(target for target, _ in outputs)])
-    if problem:
-        return _fail("grade", problem)
+    submissions = batch.shard(everyone, *shard) if shard else everyone
+    store_path, outputs = _store_path(args, shard), Outputs.from_args(args)
     try:
+        outputs.check([store_path], [sub.student for sub in everyone], len(submissions))
         load_reference(args.reference)
-    except ReferenceNotebookError as exc:
+    except (OutputError, ReferenceNotebookError) as exc:
         return _fail("grade", str(exc))
-    if shard:
-        submissions = batch.shard(submissions, *shard)
     if not args.no_sandbox and (reason := available()):
         return _fail("grade", reason)
     if reason := batch.too_little_memory():
@@ -309,17 +272,15 @@ def _grade_batch(args: argparse.Namespace) -> int:
                         feature_cache=_corpus_features(args.reference), submission_timeout=args.submission_timeout)
     try:
         reports, outcome = _grade_into(store_path, submissions, settings, regrade,
-                                       args.jobs or batch.default_jobs(args.memory_gb))
-        if args.manual:
-            reports = merge_manual(reports, args.manual)
-    except (StoreError, ManualScoresError) as exc:
+                                       args.jobs or batch.default_jobs(args.memory_gb), shard)
+        outputs.write(reports, submissions)
+    except (StoreError, OutputError) as exc:
         return _fail("grade", str(exc))
-    written = _write("grade", outputs, reports) or _reports(args, reports)
     if outcome.interrupted:
         return _fail("grade", f"interrupted: {len(reports)} of {len(submissions)} submissions are graded and "
                               f"stored in {store_path}; run the same command again to grade the rest",
                      EXIT_INTERRUPTED)
-    return written
+    return EXIT_OK
 
 
 def _corpus_features(reference: Path) -> Path | None:
@@ -339,28 +300,18 @@ def _corpus_features(reference: Path) -> Path | None:
         return None
 
 
-def _reports(args: argparse.Namespace, reports: list[Report]) -> int:
-    """--feedback and --summary: the students' feedback files and the class summary."""
-    from .reports.feedback import write_all_feedback
-    from .reports.similarity import find_similar, solutions_of
-    from .reports.summary import write_summary
-
-    if args.feedback and reports:
-        write_all_feedback(reports, args.feedback)
-    if args.summary and reports:
-        write_summary(reports, args.summary, find_similar(solutions_of(reports, args.reference)))
-    return EXIT_OK
-
-
 def _grade_into(store_path: Path, submissions: list["batch.Submission"], settings: "Settings",
-                regrade: frozenset[str] | None, jobs: int) -> tuple[list[Report], "batch.Outcome"]:
-    """Grade what the store at `store_path` lacks (StoreError when it cannot be used); the batch's current
-    reports from the store afterwards, and what the run did."""
+                regrade: frozenset[str] | None, jobs: int,
+                shard: tuple[int, int] | None = None) -> tuple[list[Report], "batch.Outcome"]:
+    """Grade what the store at `store_path` lacks (StoreError when it cannot be used), marking it as `shard`'s;
+    the batch's current reports from the store afterwards, and what the run did."""
     from . import batch
     from .reports.report import table
     from .store import Store
 
     with Store(store_path, adopt=regrade == batch.ALL) as store:
+        if shard:
+            store.mark_shard(*shard)
         tasks, reused = batch.plan(submissions, store, regrade)
         if reused:
             print(f"hw3 grade: note: {reused} unchanged submissions keep their reports from {store_path}", file=sys.stderr)
@@ -373,23 +324,47 @@ def _grade_into(store_path: Path, submissions: list["batch.Submission"], setting
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    """`hw3 merge-grades STORE... [--json FILE] [--csv FILE] [--gradescope FILE] [--store FILE]`."""
-    from .store import StoreError, merge, write_rows
+    """`hw3 merge-grades STORE... [--batch SUBMISSION...] [--store FILE] [outputs, as hw3 grade]`."""
+    from .batch import BatchError, find_submissions
+    from .outputs import OutputError, Outputs
+    from .store import StoreError, check_complete, merge, write_rows
 
-    outputs = _outputs(args)
-    if not outputs and args.store is None:
-        return _fail("merge-grades", "nothing to write: pass --json, --csv, --gradescope or --store FILE",
-                     EXIT_USAGE)
-    problem = _unwritable([*([args.store] if args.store else []), *(target for target, _ in outputs)])
-    if problem:
-        return _fail("merge-grades", problem)
+    outputs = Outputs.from_args(args)
+    if not outputs.asked() and args.store is None:
+        return _fail("merge-grades", "nothing to write: pass --json, --csv, --gradescope, --feedback, --summary, "
+                                     "--manual-template or --store FILE", EXIT_USAGE)
     try:
         rows = merge(args.stores)
-    except StoreError as exc:
+        submissions = find_submissions(args.batch) if args.batch else []
+        if args.batch:
+            check_complete(rows, submissions, args.stores)
+        students = [sub.student for sub in submissions] or [row.student for row in rows]
+        outputs.check([args.store] if args.store else [], students, len(rows))
+    except (StoreError, BatchError, OutputError) as exc:
         return _fail("merge-grades", str(exc))
     if args.store is not None:
         try:
             write_rows(args.store, rows)
         except OSError as exc:
             return _fail("merge-grades", f"cannot write {args.store} ({exc.strerror})")
-    return _write("merge-grades", outputs, [row.report for row in rows])
+    try:
+        outputs.write([row.report for row in rows], submissions or _stored_submissions(rows))
+    except OutputError as exc:
+        return _fail("merge-grades", str(exc))
+    return EXIT_OK
+
+
+def _stored_submissions(rows: list) -> list["batch.Submission"]:
+    """The submissions the merged reports were graded from, read again (through the intake) where they are still
+    there with the same contents: what the summary compares when no --batch is given."""
+    from .intake import IntakeError, read_submission
+
+    found = []
+    for row in rows:
+        try:
+            sub = read_submission(Path(row.report.submission))
+        except IntakeError:
+            continue
+        if sub.digest == row.digest:
+            found.append(sub)
+    return found

@@ -70,9 +70,9 @@ def gradescope(report: Report) -> dict:
             "output": render(report), "output_format": "md"}
 
 
-def to_gradescope(reports: list[Report]) -> str:
-    """Gradescope results for one submission (a list of them for several)."""
-    return _one_or_list([gradescope(r) for r in reports])
+def to_gradescope(report: Report) -> str:
+    """Gradescope's results.json of one submission, as text."""
+    return json.dumps(gradescope(report), indent=2, ensure_ascii=False) + "\n"
 
 
 def to_csv(reports: list[Report]) -> str:
@@ -86,10 +86,6 @@ def to_csv(reports: list[Report]) -> str:
         writer.writerow([csv_cell(report.student), *(points.get(q.id, "") for q in QUESTIONS),
                          format_points(report.total)])
     return out.getvalue()
-
-
-RENDERERS = {"json": to_json, "csv": to_csv, "gradescope": to_gradescope}
-"""Output option name -> renderer of a list of reports."""
 
 
 def unwritable(target: Path) -> str | None:
