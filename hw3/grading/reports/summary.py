@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from ..exercises.registry import QUESTIONS, format_points
 from ..results import QuestionResult, Report
 from .feedback import inline
-from .similarity import REFERENCE, Finding
+from .similarity import REFERENCE, STUB_UNCHANGED, Finding
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?!\w)")
 MASK = "…"
@@ -78,7 +78,10 @@ def _reason_lines(reports: Sequence[Report]) -> list[str]:
 
 
 def finding_line(finding: Finding) -> str:
-    """One similarity finding as a bullet."""
+    """One finding as a bullet: two near-identical solutions, or a question earning points with its stub in place."""
+    if finding.b == STUB_UNCHANGED:
+        return (f"- {inline(finding.question)}: {inline(finding.a)} passes with its stub unchanged (the code that runs "
+                f"stands elsewhere in the notebook)")
     other = "the hw3 reference implementation" if finding.b == REFERENCE else inline(finding.b)
     return f"- {inline(finding.question)}: {inline(finding.a)} and {other}, {finding.similarity:.0%} similar"
 
@@ -117,8 +120,9 @@ def render(reports: Sequence[Report], findings: Sequence[Finding] = ()) -> str:
              "Numbers in the messages are masked (…) so that the same mistake groups together.", "",
              *_reason_lines(reports), "",
              "## For a person to look at", "",
-             "Near-identical solutions (see hw3/grading/similarity.py). They are evidence to read, not a verdict: "
-             "no grade was changed because of them.", "",
+             "Near-identical solutions, compared over the code that defines what each check hands the grader, and "
+             "questions that earn points while their stub is unchanged (see hw3/grading/reports/similarity.py). "
+             "They are evidence to read, not a verdict: no grade was changed because of them.", "",
              *([finding_line(f) for f in findings] or ["No near-identical solutions."])]
     return "\n".join(lines) + "\n"
 
