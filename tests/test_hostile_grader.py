@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import random
 import shutil
@@ -417,3 +418,170 @@ def test_abbreviated_and_valued_options_in_file_names_are_refused_for_grade_and_
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert merged.returncode == 2 and "--json=report.json is both an option and a file here" in merged.stderr
     assert not (stores / "report.json").exists()
+
+
+# --- 7: shards -----------------------------------------------------------------------------------------------------
+
+def quick_report(sub, settings):
+    """A stand-in for grading (no kernel): every automatic question failed, the student's name kept."""
+    from hw3.grading.exercises.registry import QUESTIONS
+    from hw3.grading.results import QuestionResult, Report
+
+    questions = [QuestionResult.failed(q.id, q.title, q.max_points, "not graded here") for q in QUESTIONS]
+    return Report(str(sub.path), sub.student, questions)
+
+
+@pytest.fixture
+def shards(tmp_path, monkeypatch):
+    """A course of 8 text submissions graded by `quick_report`, run from tmp_path; grade(i, n) runs one shard
+    and returns the students its store holds."""
+    from grading_helpers import hw3
+
+    from hw3.grading import batch
+    from hw3.grading.store import Store
+
+    write_course(tmp_path, {})
+    subs = tmp_path / "submissions"
+    for name in ("ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal"):
+        (subs / f"{name}.ipynb").write_text(name)
+    monkeypatch.setattr(batch, "grade_submission", quick_report)
+    monkeypatch.chdir(tmp_path)
+
+    def grade(i: int, n: int) -> set[str]:
+        assert hw3("grade", "--reference", "notebooks", "--key-file", "course.key", "--shard", f"{i}/{n}", "--",
+                   *sorted(subs.iterdir())) == 0
+        with Store(Path(f"grades-{i}-of-{n}.sqlite"), readonly=True) as store:
+            return {row.student for row in store.rows()}
+    return {"subs": subs, "grade": grade}
+
+
+def test_a_late_submission_moves_no_one_between_shards(shards):
+    """Once broken: `--shard i/N` took every N-th student of the sorted list, so a late submission (or a shard
+    retried on a changed list) moved students between shards: some were graded twice, others never, and
+    `merge-grades` did not notice."""
+    first = [shards["grade"](i, 3) for i in (1, 2, 3)]
+    (shards["subs"] / "aaron.ipynb").write_text("aaron")  # sorts first
+    again = [shards["grade"](i, 3) for i in (1, 2, 3)]
+    for before, after in zip(first, again):
+        assert before <= after and len(after - before) <= 1, (first, again)  # only aaron may join a shard
+    assert sum(map(len, again)) == 9 and set().union(*again) == {"aaron", *set().union(*first)}
+
+
+# --- 8: similarity -------------------------------------------------------------------------------------------------
+
+def released_with(course: dict, sources: list[str]) -> nbformat.NotebookNode:
+    """The released notebook (every stub in place) with these code cells appended after its last check cell."""
+    nb = nbformat.read(course["root"] / "notebooks" / "hw3.ipynb", as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    return nb
+
+
+@needs_sandbox
+def test_the_reference_pasted_after_the_last_check_cell_is_found(course):
+    """Once broken: hw3's reference implementation pasted verbatim after the last check cell, the stubs left in
+    place, earned its points while the class summary reported "No near-identical solutions": only each
+    exercise's own region was compared."""
+    import inspect
+
+    from hw3 import attention
+
+    pasted = "import torch\n" + inspect.getsource(attention._stable_logits) + "\n" + inspect.getsource(
+        attention.self_attention) + "\nattention = self_attention\n"
+    nbformat.write(released_with(course, [pasted]), course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), options=["--summary", "out/summary"])
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    assert points(result["reports"]["alice"]) == FULL
+    assert points(result["reports"]["mallory"])["q3b"] == 2.0  # the evasion earns its points...
+    summary = (course["root"] / "out" / "summary" / "summary.md").read_text(encoding="utf-8")
+    found = summary.split("## For a person to look at")[1]
+    assert "- q3b: mallory and the hw3 reference implementation" in found  # ...and is found
+    assert "- q3b: mallory passes with its stub unchanged" in found
+    assert "alice" not in found
+
+
+def test_merge_names_who_no_shard_graded_and_who_was_graded_from_other_contents(shards, capsys):
+    """Variant: one shard's store lost, then a submission changed after its shard ran. Given the batch's list,
+    `merge-grades` names the students missing from every store (with the shard that should hold them) and
+    those graded from other contents, and writes nothing; complete, it writes what `hw3 grade` would."""
+    from grading_helpers import hw3
+
+    from hw3.grading.batch import shard_of
+
+    students = {p.stem for p in shards["subs"].iterdir()}
+    held = [shards["grade"](i, 2) for i in (1, 2)]
+    assert held[0] | held[1] == students and not held[0] & held[1]
+    batch = ["--batch", *sorted(shards["subs"].iterdir())]
+    capsys.readouterr()
+    assert hw3("merge-grades", "grades-1-of-2.sqlite", "--json", "all.json", *batch) == 1
+    missing = sorted(held[1])
+    line = capsys.readouterr().err
+    assert line.startswith(f"hw3 merge-grades: error: {len(missing)} students of the batch are in no store: "
+                           f"{missing[0]} (shard 2/2)") and line.count("\n") == 1 and not Path("all.json").exists()
+    assert all(shard_of(s, 2) == 2 for s in missing)
+    changed = sorted(held[0])[0]
+    (shards["subs"] / f"{changed}.ipynb").write_text(changed + " resubmitted")
+    assert hw3("merge-grades", "grades-1-of-2.sqlite", "grades-2-of-2.sqlite", "--json", "all.json", *batch) == 1
+    assert f"1 students were graded from other contents than the batch holds now: {changed}" in capsys.readouterr().err
+    shards["grade"](shard_of(changed, 2), 2)
+    assert hw3("merge-grades", "grades-1-of-2.sqlite", "grades-2-of-2.sqlite", "--json", "all.json", "--feedback", "fb",
+               "--summary", "summary", "--manual-template", "sheet.csv", "--gradescope", "gs", *batch) == 0
+    assert sorted(p.stem for p in Path("fb").iterdir()) == sorted(students) == sorted(p.stem for p in Path("gs").iterdir())
+    assert Path("summary/summary.md").is_file() and Path("sheet.csv").read_text().count("\n") == 1 + len(students)
+
+
+# --- 5, variant written after the fix; and the hand-graded sheet -----------------------------------------------------
+
+HOSTILE_NAMES = ["@SUM(1+1)*cmd|' -C calc'!A0", "+1-1", "-2+3", "\tx", "alice\u202egnp.exe", "Carol", "carol",
+                 "zw\u200bj", "line\u2028break", "x" * 200]
+
+
+def test_hostile_names_round_trip_through_the_sheet_and_stay_inert_everywhere(tmp_path, monkeypatch, capsys):
+    """Variant: names that start formulas (@, +, -, a tab), carry a bidi override, a zero-width space, a Unicode
+    line separator, differ only in case, or run to 200 characters. The blank sheet names every graded student
+    safely; filled in as a spreadsheet saves it, it merges back onto the right students; no name acts on the
+    CSV, the terminal or the feedback, and each gets a feedback file of their own."""
+    from grading_helpers import hw3
+
+    from hw3.grading import batch
+    from hw3.grading.reports.manual import manual_ids
+
+    write_course(tmp_path, {})
+    subs = tmp_path / "submissions"
+    for name in HOSTILE_NAMES:
+        (subs / f"{name}.ipynb").write_text("x")
+    monkeypatch.setattr(batch, "grade_submission", quick_report)
+    monkeypatch.chdir(tmp_path)
+    base = ["grade", "--reference", "notebooks", "--key-file", "course.key"]
+    assert hw3(*base, "--manual-template", "sheet.csv", "--csv", "grades.csv", "--feedback", "fb", "--",
+               *sorted(subs.iterdir())) == 0
+    out = capsys.readouterr()
+    assert not [c for c in out.out + out.err if c in "\x1b\u202e\u200b\u2028\t"]
+    rows_ = list(csv.reader(io.StringIO(Path("sheet.csv").read_text(encoding="utf-8"))))
+    assert rows_[0] == ["student", *manual_ids()] and len(rows_) == 1 + len(HOSTILE_NAMES)
+    for row in [*rows_[1:], *list(csv.reader(io.StringIO(Path("grades.csv").read_text(encoding="utf-8"))))[1:]]:
+        assert not row[0].startswith(("=", "+", "-", "@", "\t", "\r")) and row[0].isprintable(), row[0]
+    filled = [rows_[0]] + [[row[0], "2", "", "", "", ""] for row in rows_[1:]]
+    Path("filled.csv").write_text("".join(",".join(f'"{c}"' for c in row) + "\n" for row in filled), encoding="utf-8")
+    assert hw3(*base, "--manual", "filled.csv", "--json", "merged.json", "--", *sorted(subs.iterdir())) == 0
+    merged = json.loads(Path("merged.json").read_text(encoding="utf-8"))
+    assert sorted(r["student"] for r in merged) == sorted(HOSTILE_NAMES) and all(r["total"] == 2 for r in merged)
+    assert len(list(Path("fb").iterdir())) == len(HOSTILE_NAMES)
+    assert all(len(p.name.encode()) < 255 and p.name.isprintable() for p in Path("fb").iterdir())
+
+
+def test_a_bad_hand_graded_sheet_is_refused_before_anything_is_graded(tmp_path, monkeypatch, capsys):
+    """Once a bad --manual sheet was refused only after the whole batch was graded."""
+    from grading_helpers import hw3
+
+    from hw3.grading import batch
+
+    calls = []
+    write_course(tmp_path, {})
+    (tmp_path / "submissions" / "ada.ipynb").write_text("x")
+    monkeypatch.setattr(batch, "grade_submission", lambda sub, settings: calls.append(sub) or quick_report(sub, settings))
+    monkeypatch.chdir(tmp_path)
+    Path("sheet.csv").write_text("student,q1\nada,4\n")
+    assert hw3("grade", "--reference", "notebooks", "--manual", "sheet.csv", "--", "submissions/ada.ipynb") == 1
+    assert capsys.readouterr().err == ("hw3 grade: error: sheet.csv line 2: q1 is 4, outside 0 to 3: write points "
+                                       "between 0 and the question's maximum\n")
+    assert calls == [] and not Path("grades.sqlite").exists()
