@@ -585,3 +585,52 @@ def test_a_bad_hand_graded_sheet_is_refused_before_anything_is_graded(tmp_path, 
     assert capsys.readouterr().err == ("hw3 grade: error: sheet.csv line 2: q1 is 4, outside 0 to 3: write points "
                                        "between 0 and the question's maximum\n")
     assert calls == [] and not Path("grades.sqlite").exists()
+
+
+# --- 8, variant written after the fix --------------------------------------------------------------------------------
+
+BOB_Q2 = '''\
+import math
+def rnn_output(xs):
+    h = 0
+    for x in xs:
+        h = x - h
+    z = 1000.0 * h
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+'''
+MALLORY_Q2 = '''\
+import math
+def my_rnn(sequence):  # "my own" version, renamed and reformatted
+    state = 0
+    for value in sequence: state = value - state
+    logit = 1000.0 * state
+    return 1 / (1 + math.exp(-logit)) if logit >= 0 else math.exp(logit) / (1 + math.exp(logit))
+rnn_output = my_rnn
+'''
+
+
+@needs_sandbox
+def test_a_classmate_s_solution_pasted_at_the_end_and_a_wrapped_reference_defined_early_are_found(course):
+    """Variant: mallory leaves every stub in place, defines hw3's reference for q3b (renamed) in a cell before
+    the first question and hands it over through a lambda after the last check cell, and pastes bob's q2,
+    renamed and reformatted, at the very end."""
+    import inspect
+
+    from hw3 import attention
+
+    reference = (inspect.getsource(attention._stable_logits) + "\n" + inspect.getsource(attention.self_attention))
+    early = "import torch\n" + reference.replace("self_attention", "attend").replace("_stable_logits", "scores")
+    nb = released_with(course, ["attention = lambda X: attend(X)", MALLORY_Q2])
+    nb.cells.insert(1, nbformat.v4.new_code_cell(early))
+    nbformat.write(nb, course["subs"] / "mallory.ipynb")
+    bob = answer_key()
+    next(c for c in bob.cells if c.id == "q2-solution").source = BOB_Q2
+    nbformat.write(bob, course["subs"] / "bob.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), options=["--summary", "out/summary"])
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    assert points(result["reports"]["alice"]) == FULL and points(result["reports"]["bob"]) == FULL
+    assert points(result["reports"]["mallory"])["q2"] == 1.5 and points(result["reports"]["mallory"])["q3b"] == 2
+    found = (course["root"] / "out" / "summary" / "summary.md").read_text(encoding="utf-8").split("## For a person")[1]
+    assert "- q2: bob and mallory" in found and "- q3b: mallory and the hw3 reference implementation" in found
+    assert "- q2: mallory passes with its stub unchanged" in found and "- q3b: mallory passes with its stub" in found
+    assert "alice" not in found

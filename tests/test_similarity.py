@@ -120,7 +120,7 @@ def test_a_solution_is_the_code_that_defines_what_the_check_probes_wherever_it_s
     nb.cells += [nbformat.v4.new_code_cell("import math\n" + helper), nbformat.v4.new_code_cell(own)]  # after every check
     nbformat.write(nb, tmp_path / "alice.ipynb")
     solutions = submission_solutions(read_submission(tmp_path / "alice.ipynb"), load_released(tmp_path / "notebooks"))
-    assert solutions == {"q2": ast.unparse(ast.parse(own)) + "\n\n" + helper}  # q3a's stub is given code: no solution
+    assert solutions == {"q2": helper + "\n\n" + ast.unparse(ast.parse(own))}  # q3a's stub is given code: none
 
 
 def test_released_notebook_knows_which_questions_have_stubs(tmp_path):

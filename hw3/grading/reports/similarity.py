@@ -4,8 +4,8 @@ and questions that earn points while their stub is unchanged.
 A student's solution to a question is the code that defines, at the end of the notebook, the names its check
 call hands the grader (`rnn_output`, `model`): the last top-level statement binding each name, wherever it
 stands, and in turn the last definitions of the notebook's names those statements use (helpers, classes),
-in the order they are reached from the probed names (so moving, splitting or pasting code after the last
-check cell changes nothing). Statements identical to the released notebook's (code given to students, an
+the ones reached last from the probed names first (so moving, splitting or pasting code after the last check
+cell, or wrapping it, changes little). Statements identical to the released notebook's (code given to students, an
 untouched stub), imports and plain aliases (`attention = self_attention`, followed but not compared) are
 left out; only questions whose released region has an `# insert code here` stub count. That is the code the
 grader's probes run. A question whose stub cell is still in the notebook, unchanged, while it earns points,
@@ -193,8 +193,8 @@ def _alias(stmt: ast.stmt) -> bool:
 
 def defining_code(statements: list[ast.stmt], names: Iterable[str], given: frozenset[str] = frozenset()) -> str:
     """The code that defines `names` after `statements` ran: the last statement binding each, then the last
-    definitions of the names those use, in the order reached (at most MAX_DEFINITIONS); statements in `given`,
-    imports and aliases left out. Empty when none is found."""
+    definitions of the names those use (at most MAX_DEFINITIONS), the last reached first; statements in
+    `given`, imports and aliases left out. Empty when none is found."""
     last: dict[str, int] = {}
     for index, stmt in enumerate(statements):
         for name in _binds(stmt):
@@ -207,7 +207,7 @@ def defining_code(statements: list[ast.stmt], names: Iterable[str], given: froze
             continue
         order.append(index)
         pending += [n.id for n in ast.walk(statements[index]) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
-    kept = [statements[i] for i in order
+    kept = [statements[i] for i in reversed(order)  # what is used before what uses it: a wrapper adds at the end
             if not _alias(statements[i]) and not isinstance(statements[i], (ast.Import, ast.ImportFrom))
             and ast.dump(statements[i]) not in given]
     return "\n\n".join(ast.unparse(stmt) for stmt in kept)
