@@ -33,10 +33,11 @@ exit status:
      and a broken, hostile or foreign notebook is graded 0 with its reason)
   1  bad input: a missing submission or --reference folder, a folder without
      notebooks or with two students' notebooks, reference notebooks without
-     check cells, an output file that cannot be written, a store written by
-     another grader version
+     check cells, an output file that cannot be written, a --manual sheet
+     that cannot be merged, a store written by another grader version
   2  usage error: unknown option, bad --timeout, --submission-timeout,
-     --memory-gb, --jobs, --shard or --regrade
+     --memory-gb, --jobs, --shard or --regrade, an option that is also a file
+     (give the submissions after --: hw3 grade [OPTIONS] -- submissions/*)
   130 interrupted (Ctrl-C): what was graded is stored; run the same command
      again to grade the rest
 
