@@ -30,7 +30,8 @@ from hw3.grading.kernel.sandbox import available
 FULL = {"q2": 1.5, "q3a": 0.5, "q3b": 2.0, "q4.3a": 2.0}
 ROOT = os.geteuid() == 0
 
-needs_sandbox = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start here: {available()}")
+needs_sandbox = pytest.mark.skipif(available() is not None,
+                                   reason=f"the grading sandbox cannot start here: {available()}")
 
 
 def points(report: dict) -> dict[str, float]:
@@ -62,7 +63,8 @@ def as_nobody(course: dict) -> int:
                             sys.executable, "-c", "import hw3, nbclient"], capture_output=True,
                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if probe.returncode != 0:
-        pytest.skip(f"an ordinary user cannot run this Python ({sys.executable}): run the tests from a venv it can read")
+        pytest.skip(f"an ordinary user cannot run this Python ({sys.executable}): run the tests from a venv it can "
+                    f"read")
     os.chown(course["key"], NOBODY, NOBODY)
     return NOBODY
 
@@ -181,7 +183,8 @@ def test_many_magic_cells_help_lines_deep_expressions_and_a_json_memory_bomb_cos
     nb.cells.insert(index, nbformat.v4.new_code_cell("y = " + "(" * 10_000 + "1" + ")" * 10_000))
     nb.cells.insert(index, nbformat.v4.new_code_cell("z = " + "+".join(["1"] * 50_000)))
     text = nbformat.writes(nb)
-    stored = '"outputs": [{"output_type": "display_data", "data": {}, "metadata": {"x": [' + ", ".join(["{}"] * 20_000_000) + ']}}]'
+    empties = ", ".join(["{}"] * 20_000_000)
+    stored = '"outputs": [{"output_type": "display_data", "data": {}, "metadata": {"x": [' + empties + ']}}]'
     (course["subs"] / "mallory.ipynb").write_text(text.replace('"outputs": []', stored, 1), encoding="utf-8")
     result = grade(course, *sorted(course["subs"].iterdir()), options=["--summary", "out/summary"], timeout=600)
     assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
@@ -223,7 +226,8 @@ def test_400_error_messages_of_4_mb_do_not_grow_the_grader(course, honest_peak):
     result = grade(course, *sorted(course["subs"].iterdir()), timeout=600)
     assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
     grown = (result["peak_kib"] - honest_peak) // 1024
-    print(f"grader peak: {honest_peak // 1024} MiB grading alice alone, {result['peak_kib'] // 1024} MiB with the flood")
+    print(f"grader peak: {honest_peak // 1024} MiB grading alice alone, {result['peak_kib'] // 1024} MiB with the "
+          f"flood")
     assert points(result["reports"]["alice"]) == FULL and points(result["reports"]["mallory"]) == FULL
     assert grown < 150, f"the grader grew by {grown} MiB"
 
@@ -246,7 +250,8 @@ TINY_MESSAGES = SEND + 'send("stream", {"name": "stdout", "text": "."}, 25_000)\
 FLOODING_PROBE = SEND + """\
 import torch
 def binary_accuracy(preds, y):
-    send("update_display_data", {"data": {"text/plain": "U" * 7_000_000}, "metadata": {}, "transient": {"display_id": "0"}}, 20)
+    send("update_display_data", {"data": {"text/plain": "U" * 7_000_000}, "metadata": {},
+                                 "transient": {"display_id": "0"}}, 20)
     return (torch.round(torch.sigmoid(preds)) == y).float().mean()
 """
 
@@ -385,14 +390,14 @@ def test_a_file_named_like_an_option_cannot_turn_the_sandbox_off(course, user):
     subs, root = course["subs"], course["root"]
     nbformat.write(with_cells("q2-check", [WHO_RUNS_ME]), subs / "mallory.ipynb")
     (subs / "--no-sandbox").write_text("uploaded by mallory")
-    result = grade_cli("--reference", root / "notebooks", "--key-file", course["key"], "--json", root / "out" / "grades.json",
-                       "--store", root / "out" / "grades.sqlite", "--jobs", "1", *glob_star(subs), cwd=subs, user=uid)
+    options = ["--reference", root / "notebooks", "--key-file", course["key"], "--json", root / "out" / "grades.json",
+               "--store", root / "out" / "grades.sqlite", "--jobs", "1"]
+    result = grade_cli(*options, *glob_star(subs), cwd=subs, user=uid)
     for report in result["reports"].values():
         assert report["sandboxed"], report["notes"]
     assert result["rc"] == 2 and result["reports"] == {}, (result["rc"], result["stderr"][-2000:])
     assert result["stderr"].count("\n") == 1 and "--no-sandbox" in result["stderr"] and " -- " in result["stderr"]
-    safe = grade_cli("--reference", root / "notebooks", "--key-file", course["key"], "--json", root / "out" / "grades.json",
-                     "--store", root / "out" / "grades.sqlite", "--jobs", "1", "--", *glob_star(subs), cwd=subs, user=uid)
+    safe = grade_cli(*options, "--", *glob_star(subs), cwd=subs, user=uid)
     assert safe["rc"] == 0, safe["stderr"][-2000:]
     assert points(safe["reports"]["alice"]) == FULL and safe["reports"]["mallory"]["sandboxed"]
     assert "uid=0 " not in str(safe["reports"]["mallory"]["notes"])
@@ -407,15 +412,17 @@ def test_abbreviated_and_valued_options_in_file_names_are_refused_for_grade_and_
     (subs / "mallory.key").write_text("00" * 32 + "\n")
     for name in ("--no-s", "--key-file=mallory.key", "--jobs=64"):
         (subs / name).write_text("x")
-    result = grade_cli("--reference", root / "notebooks", "--json", root / "out" / "grades.json", *glob_star(subs), cwd=subs)
+    result = grade_cli("--reference", root / "notebooks", "--json", root / "out" / "grades.json", *glob_star(subs),
+                       cwd=subs)
     assert result["rc"] == 2 and result["stdout"] == "", result["stderr"]
     line = result["stderr"].strip()
     assert "\n" not in line and line.startswith("hw3 grade: error: --jobs=64 is both an option and a file here")
     stores = root / "stores"
     stores.mkdir()
     (stores / "--json=report.json").write_text("x")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     merged = subprocess.run([sys.executable, "-m", "hw3", "merge-grades", *glob_star(stores)], cwd=stores,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                            capture_output=True, text=True, env=env)
     assert merged.returncode == 2 and "--json=report.json is both an option and a file here" in merged.stderr
     assert not (stores / "report.json").exists()
 
@@ -525,7 +532,8 @@ def test_merge_names_who_no_shard_graded_and_who_was_graded_from_other_contents(
     shards["grade"](shard_of(changed, 2), 2)
     assert hw3("merge-grades", "grades-1-of-2.sqlite", "grades-2-of-2.sqlite", "--json", "all.json", "--feedback", "fb",
                "--summary", "summary", "--manual-template", "sheet.csv", "--gradescope", "gs", *batch) == 0
-    assert sorted(p.stem for p in Path("fb").iterdir()) == sorted(students) == sorted(p.stem for p in Path("gs").iterdir())
+    assert sorted(p.stem for p in Path("fb").iterdir()) == sorted(students)
+    assert sorted(p.stem for p in Path("gs").iterdir()) == sorted(students)
     assert Path("summary/summary.md").is_file() and Path("sheet.csv").read_text().count("\n") == 1 + len(students)
 
 
@@ -578,7 +586,8 @@ def test_a_bad_hand_graded_sheet_is_refused_before_anything_is_graded(tmp_path, 
     calls = []
     write_course(tmp_path, {})
     (tmp_path / "submissions" / "ada.ipynb").write_text("x")
-    monkeypatch.setattr(batch, "grade_submission", lambda sub, settings: calls.append(sub) or quick_report(sub, settings))
+    monkeypatch.setattr(batch, "grade_submission",
+                        lambda sub, settings: calls.append(sub) or quick_report(sub, settings))
     monkeypatch.chdir(tmp_path)
     Path("sheet.csv").write_text("student,q1\nada,4\n")
     assert hw3("grade", "--reference", "notebooks", "--manual", "sheet.csv", "--", "submissions/ada.ipynb") == 1

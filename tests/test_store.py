@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from hw3.grading.exercises.registry import QUESTIONS
+from hw3.grading.intake import read_submission
 from hw3.grading.reports.report import replacing, write_atomic
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
-from hw3.grading.intake import read_submission
 from hw3.grading.store import Store, StoreError, merge, write_rows
 
 

@@ -2,7 +2,8 @@
 
 A batch is the list of submissions on the command line, one per student (a notebook, or a folder with one
 student's notebooks), sorted by student name. `find_submissions` reads each one once through the intake
-(`intake.read_batch`: every file vetted before it is read) and refuses bad input before anything is graded; `shard` keeps the i-th of N parts of that sorted list; `plan` skips every submission whose stored
+(`intake.read_batch`: every file vetted before it is read) and refuses bad input before anything is graded;
+`shard` keeps the i-th of N parts, a student's part being a hash of the name (a late submission moves no one); `plan` skips every submission whose stored
 report is current (same contents, same grader version) and, for `--regrade`, regrades only the named
 questions of the others; `run` grades what is left in `jobs` threads (each submission's work happens in its
 kernel subprocesses) and commits every report to the store the moment it is done, so an interrupted batch

@@ -37,11 +37,11 @@ from .assign import ANSWER_PLACEHOLDER
 from .exercises.base import one_line, seeded_rng
 from .exercises.checks import SCORING, score_safely
 from .exercises.registry import BY_ID, QUESTIONS, Question
+from .intake import Submission, student_name
 from .kernel import sandbox as sandboxing
 from .kernel import withheld
 from .kernel.execute import Budget, Execution, Launch, execute
 from .kernel.harness import final_cell
-from .intake import Submission, student_name
 from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, regions
 from .results import GRADER_VERSION, QuestionResult, Report
 

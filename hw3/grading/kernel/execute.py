@@ -217,9 +217,9 @@ class FirstErrorClient(NotebookClient):
         if kind == "status" and content.get("execution_state") == "idle":
             raise CellExecutionComplete()
         if kind == "error" and not any(out.get("output_type") == "error" for out in cell.outputs):
-            cell.outputs.append(nbformat.v4.new_output("error", ename=str(content.get("ename", "Error"))[:MAX_ERROR_NAME],
-                                                       evalue=str(content.get("evalue", ""))[:MAX_ERROR_VALUE],
-                                                       traceback=[]))
+            name, value = str(content.get("ename", "Error")), str(content.get("evalue", ""))
+            cell.outputs.append(nbformat.v4.new_output("error", ename=name[:MAX_ERROR_NAME],
+                                                       evalue=value[:MAX_ERROR_VALUE], traceback=[]))
         return None
 
 

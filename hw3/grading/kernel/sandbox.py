@@ -91,8 +91,9 @@ KEYRING_SYSCALLS = {  # audit arch -> syscall numbers of add_key, request_key, k
 @dataclass(frozen=True)
 class Limits:
     """What a submission's kernel may use: `memory_gb` GiB of memory (0: no limit), `processes` tasks (threads
-    count), `file_mb` MiB per file, `disk_mb` MiB in each private folder and in the socket folder, `cpus` CPUs' worth of time (as root, in a cpu cgroup: a kernel that
-    spins many processes cannot starve the submissions graded beside it)."""
+    count), `file_mb` MiB per file, `disk_mb` MiB in each private folder and in the socket folder, `cpus` CPUs'
+    worth of time (as root, in a cpu cgroup: a kernel that spins many processes cannot starve the submissions
+    graded beside it)."""
 
     memory_gb: float = DEFAULT_MEMORY_GB
     processes: int = 512

@@ -192,7 +192,8 @@ def _markdown(block: Block) -> str:
     if block.kind == "code":
         return "\n".join(indent + line for line in code_block(_shown_lines(block.text)).splitlines())
     text = inline(block.text, first=not block.lead and block.kind == "text")
-    text = (f"**{inline(block.lead)}**" + (" " if block.text.startswith(" ") and text else "") if block.lead else "") + text
+    if block.lead:  # the text's leading space (" (0 / 0.75)") separates it from the lead
+        text = f"**{inline(block.lead)}**" + (" " if block.text.startswith(" ") and text else "") + text
     prefix = {"title": "# ", "heading": "## ", "item": indent + "- "}.get(block.kind, "")
     return prefix + text
 

@@ -43,7 +43,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..exercises.registry import QUESTIONS
-from ..intake import Submission, released as read_released
+from ..intake import Submission
+from ..intake import released as read_released
 from ..notebook import cell_source, check_calls, fingerprint, parse_cell, regions
 from ..results import Report
 
@@ -206,7 +207,8 @@ def defining_code(statements: list[ast.stmt], names: Iterable[str], given: froze
         if index is None or index in order:
             continue
         order.append(index)
-        pending += [n.id for n in ast.walk(statements[index]) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+        pending += [n.id for n in ast.walk(statements[index])
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
     kept = [statements[i] for i in reversed(order)  # what is used before what uses it: a wrapper adds at the end
             if not _alias(statements[i]) and not isinstance(statements[i], (ast.Import, ast.ImportFrom))
             and ast.dump(statements[i]) not in given]
@@ -378,7 +380,8 @@ def _question_findings(qid: str, solutions: dict[str, Normalised], references: t
             matcher.set_seq1(tok)
             if matcher.real_quick_ratio() >= threshold and (ratio := matcher.ratio()) >= threshold:
                 best[text] = max(ratio, best.get(text, 0.0))
-    return findings + [Finding(qid, student, REFERENCE, ratio) for text, ratio in best.items() for student in groups[text]]
+    return findings + [Finding(qid, student, REFERENCE, ratio)
+                       for text, ratio in best.items() for student in groups[text]]
 
 
 def find_similar(solutions: dict[str, dict[str, str]], references: dict[str, tuple[str, ...]] | None = None,
