@@ -4,8 +4,9 @@ Three batches of the mini course (tests/grading_fixtures), each graded by `pytho
 --timeout 20` in a subprocess: alice's honest notebook alone (the baseline); alice and a notebook whose one
 cell sends 400 `error` messages of ~4 MB (the flood); alice and a notebook with three cells of 2,000 lines of
 `%time x` (the parse bomb). Prints the grader's peak resident memory (VmHWM, sampled every 0.1 s; its kernels
-are other processes) and the wall time of each batch, and the flood's and the bomb's figures as ratios to the
-baseline's. A batch still running after --limit seconds is stopped and printed as such.
+are other processes) and the wall time of each batch, the flood's and the bomb's figures as ratios to the
+baseline's, and the seconds the grader's main thread spends reading the bomb's batch before any kernel
+starts (`batch.find_submissions`). A batch still running after --limit seconds is stopped and printed as such.
 
     python benchmarks/bench_hostile.py
     python benchmarks/bench_hostile.py --repo /tmp/old-checkout --limit 900   # an older grader
@@ -88,6 +89,21 @@ def run(repo: Path, extra: nbformat.NotebookNode | None, limit: float) -> tuple[
         return time.monotonic() - started, peak, finished
 
 
+def reading_seconds(repo: Path, extra: nbformat.NotebookNode, limit: float) -> float | None:
+    """Seconds the grader's main thread spends reading and checking a batch of alice and `extra` before any
+    kernel starts (`batch.find_submissions`, in a subprocess); None when it ran past `limit`."""
+    with tempfile.TemporaryDirectory(prefix="hw3-bench-hostile-") as tmp:
+        subs = write_course(Path(tmp), {"alice": answer_key(), "mallory": extra})
+        code = ("import sys, time\nfrom pathlib import Path\nfrom hw3.grading import batch\nstart = time.monotonic()\n"
+                "batch.find_submissions([Path(p) for p in sys.argv[1:]])\nprint(time.monotonic() - start)\n")
+        try:
+            done = subprocess.run([sys.executable, "-c", code, *sorted(map(str, subs.iterdir()))], capture_output=True,
+                                  text=True, timeout=limit, env={**os.environ, "PYTHONPATH": str(repo)})
+        except subprocess.TimeoutExpired:
+            return None
+        return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     args = parse_args()
     print(f"grader: {args.repo}")
@@ -99,6 +115,9 @@ def main() -> None:
         figures[name] = (seconds, peak)
         state = "" if finished else f"  (stopped after {args.limit:g} s)"
         print(f"{name:40s} wall {seconds:7.1f} s   grader peak {peak / 1024:7.0f} MiB{state}", flush=True)
+    reading = reading_seconds(args.repo, batches["parse bomb (3 x 2,000 lines of %time)"], args.limit)
+    print(f"{'parse bomb, read before grading':40s} " + (f"{reading:.2f} s" if reading is not None else
+                                                          f"over {args.limit:g} s (stopped)"))
     (base_s, base_kib), (_, flood_kib), (bomb_s, _) = figures.values()
     print(f"flood: grader peak {flood_kib / base_kib:.2f}x the baseline (+{(flood_kib - base_kib) / 1024:.0f} MiB); "
           f"parse bomb: wall {bomb_s / base_s:.1f}x the baseline")

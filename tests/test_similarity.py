@@ -14,7 +14,7 @@ from report_builders import report
 
 from hw3.grading.intake import read_batch, read_submission
 from hw3.grading.reports.similarity import (REFERENCE, STUB_UNCHANGED, THRESHOLD, Finding, find_similar, load_released,
-                                            normalise, review, solutions_of, submission_solutions)
+                                            normalise, review, submission_solutions)
 from hw3.sentiment import training
 
 HEADER = 'def rnn_output(xs):\n    """y_T of h_t = x_t - h_{t-1}, y_t = sigmoid(1000 h_t)."""\n'
@@ -117,7 +117,7 @@ def test_a_solution_is_the_code_that_defines_what_the_check_probes_wherever_it_s
     helper = "def step(h, x):\n    return x - h"
     own = HEADER + "    h = 0\n    for x in xs:\n        h = step(h, x)\n    return 1 / (1 + math.exp(-1000 * h))\n"
     nb = student_notebook(tmp_path, {}, {"q3a-check": "def unused(beta):\n    return beta"})
-    nb.cells += [nbformat.v4.new_code_cell("import math\n" + helper), nbformat.v4.new_code_cell(own)]  # after every check
+    nb.cells += [nbformat.v4.new_code_cell("import math\n" + helper), nbformat.v4.new_code_cell(own)]  # after all
     nbformat.write(nb, tmp_path / "alice.ipynb")
     solutions = submission_solutions(read_submission(tmp_path / "alice.ipynb"), load_released(tmp_path / "notebooks"))
     assert solutions == {"q2": helper + "\n\n" + ast.unparse(ast.parse(own))}  # q3a's stub is given code: none
@@ -135,7 +135,8 @@ def test_solutions_of_a_batch_come_from_the_submissions_as_read(tmp_path):
     nbformat.write(student_notebook(tmp_path, {"q2-solution": ALICE}), subs / "alice.ipynb")
     nbformat.write(student_notebook(tmp_path, {"q2-solution": BOB}), subs / "bob.ipynb")
     (subs / "broken.ipynb").write_text("not json", encoding="utf-8")
-    solutions = solutions_of(read_batch(sorted(subs.iterdir())), tmp_path / "notebooks")
+    released = load_released(tmp_path / "notebooks")
+    solutions = {sub.student: submission_solutions(sub, released) for sub in read_batch(sorted(subs.iterdir()))}
     assert solutions["broken"] == {} and solutions["alice"] == {"q2": ast.unparse(ast.parse(ALICE))}
     assert find_similar(solutions, references={}) == [Finding("q2", "alice", "bob", 1.0)]
 

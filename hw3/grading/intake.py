@@ -111,14 +111,15 @@ def _digest(parts: list[tuple[str, bytes | str]]) -> str:
     return h.hexdigest()
 
 
-def _read_one(path: Path, name: str, shown_name: str) -> tuple[bytes | str, Notebook | str]:
-    """(what the digest takes, the Notebook or the one-line reason it cannot be graded) of one notebook file."""
+def _read_one(path: Path, name: str, label: str) -> tuple[bytes | str, Notebook | str]:
+    """(what the digest takes, the Notebook or the one-line reason it cannot be graded, naming it `label`) of one
+    notebook file. Reasons hold names as they are (data: every report shows them through `names.shown`)."""
     try:
-        data = read_regular(path, shown_name)
+        data = read_regular(path, label)
     except NotebookError as exc:
         return str(exc), str(exc)
     try:
-        nb = parse_notebook(data, shown_name)
+        nb = parse_notebook(data, label)
     except NotebookError as exc:
         return data, str(exc)
     return data, Notebook(name, nb, tuple(check_calls(nb.cells)))
@@ -136,14 +137,14 @@ def read_submission(path: Path) -> Submission:
     except OSError as exc:
         raise IntakeError(f"cannot read {shown(path)} ({exc.strerror}): make it readable by the grader") from None
     if stat.S_ISLNK(mode):
-        return _unreadable(student, path, f"{shown(path.name)} is a symbolic link: submit the notebook or the "
+        return _unreadable(student, path, f"{path.name} is a symbolic link: submit the notebook or the "
                                           f"folder itself")
     if not stat.S_ISDIR(mode):
         if not stat.S_ISREG(mode):
-            return _unreadable(student, path, f"{shown(path.name)} is {file_kind(mode)}, not a notebook file: "
+            return _unreadable(student, path, f"{path.name} is {file_kind(mode)}, not a notebook file: "
                                               f"submit the .ipynb file itself")
         if path.suffix != ".ipynb":
-            return _unreadable(student, path, f"{shown(path.name)} is not a notebook (.ipynb) file: submit the "
+            return _unreadable(student, path, f"{path.name} is not a notebook (.ipynb) file: submit the "
                                               f"notebook, or leave the file out of the batch")
         found = [(path.name, path)]
     else:
@@ -153,7 +154,7 @@ def read_submission(path: Path) -> Submission:
     prefix = f"{path.name}/" if stat.S_ISDIR(mode) else ""
     parts, notebooks, problems = [], [], []
     for name, file in found:
-        digested, read = _read_one(file, name, shown(prefix + name))
+        digested, read = _read_one(file, name, prefix + name)
         parts.append((name, digested))
         (notebooks if isinstance(read, Notebook) else problems).append(read)
     submission = Submission(student, path, _digest(parts), tuple(notebooks), tuple(problems), stat.S_ISDIR(mode))

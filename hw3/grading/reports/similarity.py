@@ -256,12 +256,6 @@ def submission_solutions(submission: Submission, released: Released) -> dict[str
     return out
 
 
-def solutions_of(submissions: list[Submission], released_folder: Path) -> dict[str, dict[str, str]]:
-    """Student -> question id -> solution, for the submissions of a batch (as the intake read them)."""
-    released = load_released(released_folder)
-    return {sub.student: submission_solutions(sub, released) for sub in submissions}
-
-
 def unchanged_stubs(submission: Submission, released: Released) -> set[str]:
     """The questions whose stub cell is still in one of the submission's notebooks, unchanged."""
     prints = {fingerprint(cell_source(c)) for nb in submission.notebooks for c in nb.nb.cells
@@ -388,7 +382,7 @@ def find_similar(solutions: dict[str, dict[str, str]], references: dict[str, tup
                  threshold: float = THRESHOLD, min_statements: int = MIN_STATEMENTS) -> list[Finding]:
     """Near-identical solutions, question by question, in homework order and most similar first.
 
-    `solutions` maps student -> question id -> source (see `solutions_of`); `references` maps question id ->
+    `solutions` maps student -> question id -> source (`submission_solutions`); `references` maps question id ->
     reference sources (default: hw3's own, `reference_sources()`; pass {} to skip them).
     """
     references = reference_sources() if references is None else references
