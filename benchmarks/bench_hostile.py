@@ -5,8 +5,8 @@ Three batches of the mini course (tests/grading_fixtures), each graded by `pytho
 cell sends 400 `error` messages of ~4 MB (the flood); alice and a notebook with three cells of 2,000 lines of
 `%time x` (the parse bomb). Prints the grader's peak resident memory (VmHWM, sampled every 0.1 s; its kernels
 are other processes) and the wall time of each batch, the flood's and the bomb's figures as ratios to the
-baseline's, and the seconds the grader's main thread spends reading the bomb's batch before any kernel
-starts (`batch.find_submissions`). A batch still running after --limit seconds is stopped and printed as such.
+baseline's, and the seconds the grader's main thread spends reading the bomb's batch (the bomb in a folder
+submission) before any kernel starts (`batch.find_submissions`). A batch still running after --limit seconds is stopped and printed as such.
 
     python benchmarks/bench_hostile.py
     python benchmarks/bench_hostile.py --repo /tmp/old-checkout --limit 900   # an older grader
@@ -90,15 +90,18 @@ def run(repo: Path, extra: nbformat.NotebookNode | None, limit: float) -> tuple[
 
 
 def reading_seconds(repo: Path, extra: nbformat.NotebookNode, limit: float) -> float | None:
-    """Seconds the grader's main thread spends reading and checking a batch of alice and `extra` before any
-    kernel starts (`batch.find_submissions`, in a subprocess); None when it ran past `limit`."""
+    """Seconds the grader's main thread spends reading and checking a batch of alice and `extra` (in a folder
+    submission, whose notebooks are checked for two students' work) before any kernel starts
+    (`batch.find_submissions`, in a subprocess); None when it ran past `limit`."""
     with tempfile.TemporaryDirectory(prefix="hw3-bench-hostile-") as tmp:
-        subs = write_course(Path(tmp), {"alice": answer_key(), "mallory": extra})
+        subs = write_course(Path(tmp), {"alice": answer_key()})
+        (subs / "mallory").mkdir()
+        nbformat.write(extra, subs / "mallory" / "hw3.ipynb")
         code = ("import sys, time\nfrom pathlib import Path\nfrom hw3.grading import batch\nstart = time.monotonic()\n"
                 "batch.find_submissions([Path(p) for p in sys.argv[1:]])\nprint(time.monotonic() - start)\n")
         try:
             done = subprocess.run([sys.executable, "-c", code, *sorted(map(str, subs.iterdir()))], capture_output=True,
-                                  text=True, timeout=limit, env={**os.environ, "PYTHONPATH": str(repo)})
+                                  text=True, timeout=limit, cwd=tmp, env={**os.environ, "PYTHONPATH": str(repo)})
         except subprocess.TimeoutExpired:
             return None
         return float(done.stdout.split()[-1])
