@@ -645,3 +645,19 @@ def test_a_classmate_s_solution_pasted_at_the_end_and_a_wrapped_reference_define
     assert "- q2: bob and mallory" in found and "- q3b: mallory and the hw3 reference implementation" in found
     assert "- q2: mallory passes with its stub unchanged" in found and "- q3b: mallory passes with its stub" in found
     assert "alice" not in found
+
+
+@needs_sandbox
+def test_floods_that_stay_under_the_cell_allowance_stop_at_the_submission_allowance(course, honest_peak):
+    """Variant: ten cells that each send 56 MB, under a cell's 64 MiB, 560 MB in all. Grading of the submission
+    stops at its 512 MiB, with the reason on every question it had not reached; the grader's memory does not
+    move, and the honest notebook graded beside it keeps its points."""
+    cell_flood = SEND + 'send("display_data", {"data": {"text/plain": "F" * 7_000_000}, "metadata": {}}, 8)\n'
+    nbformat.write(with_cells("q2-check", [cell_flood] * 10), course["subs"] / "mallory.ipynb")
+    result = grade(course, *sorted(course["subs"].iterdir()), timeout=600)
+    assert result["rc"] == 0, (result["rc"], result["stderr"][-3000:])
+    mallory = result["reports"]["mallory"]
+    assert points(result["reports"]["alice"]) == FULL and points(mallory) == dict.fromkeys(FULL, 0)
+    reason = "the notebook sent the grader more than 512 MiB or 200000 messages in all, and grading stopped"
+    assert all(reason in rows(mallory)[qid]["message"] for qid in FULL), rows(mallory)
+    assert (result["peak_kib"] - honest_peak) // 1024 < 150
