@@ -6,7 +6,8 @@ cell sends 400 `error` messages of ~4 MB (the flood); alice and a notebook with 
 `%time x` (the parse bomb). Prints the grader's peak resident memory (VmHWM, sampled every 0.1 s; its kernels
 are other processes) and the wall time of each batch, the flood's and the bomb's figures as ratios to the
 baseline's, and the seconds the grader's main thread spends reading the bomb's batch (the bomb in a folder
-submission) before any kernel starts (`batch.find_submissions`). A batch still running after --limit seconds is stopped and printed as such.
+submission) before any kernel starts (`batch.find_submissions`). A batch still running after --limit seconds
+is stopped and printed as such.
 
     python benchmarks/bench_hostile.py
     python benchmarks/bench_hostile.py --repo /tmp/old-checkout --limit 900   # an older grader
