@@ -139,3 +139,60 @@ def key_answer_of(qid: str, seed: int = 1, tokenizer=None) -> dict:
 
     question = load_homework_file(Path(__file__).resolve().parents[1] / "answers" / "questions.toml").by_id[qid]
     return key_answer(question.exercise, reference_key(qid, tokenizer), {}, seed)
+
+
+NOBODY = 65534
+"""The ordinary user the hostile-grader tests run `hw3 grade` as (with `setpriv`, when the tests run as root)."""
+
+
+def _peak_kib(pid: int) -> int:
+    """The peak resident memory of process `pid` so far (VmHWM, KiB; 0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _soft_address_space(limit: int):
+    """A preexec function setting a soft address-space limit (the hard limit stays, so kernels may raise theirs)."""
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return apply
+
+
+def grade_cli(*argv, cwd: Path, timeout: float = 600, user: int | None = None) -> dict:
+    """`hw3 grade ARGV` in a subprocess run from `cwd` (as uid `user` when given): its rc (None when it ran past
+    `timeout` and was killed), stdout, stderr, seconds, the grader's peak resident memory in KiB (VmHWM, sampled)
+    and, when `--json FILE` is among ARGV and was written, the reports by student. The grader gets a soft 8 GiB
+    address-space limit, so a grader that reads without bound fails instead of taking the test machine."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "hw3", "grade", *map(str, argv)]
+    if user is not None:
+        command = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups", *command]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HOME": str(cwd)}
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_soft_address_space(8 * 2**30))
+    peak, killed = 0, False
+    while proc.poll() is None:
+        peak = max(peak, _peak_kib(proc.pid))
+        time.sleep(0.1)
+        if time.monotonic() - started > timeout:
+            proc.kill()
+            killed = True
+    stdout, stderr = proc.communicate()
+    args = [str(a) for a in argv]
+    out = Path(cwd, args[args.index("--json") + 1]) if "--json" in args else None
+    reports = json.loads(out.read_text(encoding="utf-8")) if out and out.is_file() else []
+    reports = reports if isinstance(reports, list) else [reports]
+    return {"rc": None if killed else proc.returncode, "stdout": stdout, "stderr": stderr, "peak_kib": peak,
+            "seconds": time.monotonic() - started, "reports": {r["student"]: r for r in reports}}

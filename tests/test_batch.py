@@ -40,7 +40,8 @@ class FakeGrader:
         self.interrupt_at, self.delay, self.tag = interrupt_at, delay, "first"
         self.lock = threading.Lock()
 
-    def __call__(self, path: Path, settings: batch.Settings) -> Report:
+    def __call__(self, sub: batch.Submission, settings: batch.Settings) -> Report:
+        path = sub.path  # the fake reads the words the course fixture wrote (not a notebook)
         with self.lock:
             self.calls.append((path.stem, settings.only))
             if len(self.calls) == self.interrupt_at:
@@ -126,24 +127,25 @@ def test_jobs_2_grades_two_submissions_at_once(course):
 
 
 def test_a_retried_shard_gives_identical_results(course):
-    assert grade(course, "--shard", "2/3", "--json", "try1.json") == 0
-    assert Path("grades-2-of-3.sqlite").is_file()  # the default store of a shard
-    assert course["fake"].students() == ["bob", "eve"]  # every 3rd of the sorted students, from the 2nd
-    assert grade(course, "--shard", "2/3", "--store", "retry.sqlite", "--json", "try2.json", fake=FakeGrader()) == 0
+    assert grade(course, "--shard", "1/3", "--json", "try1.json") == 0
+    assert Path("grades-1-of-3.sqlite").is_file()  # the default store of a shard
+    assert course["fake"].students() == ["cy"]  # the students whose name hashes to shard 1 of 3
+    assert grade(course, "--shard", "1/3", "--store", "retry.sqlite", "--json", "try2.json", fake=FakeGrader()) == 0
     assert Path("try1.json").read_bytes() == Path("try2.json").read_bytes()
 
 
 def test_merged_shards_equal_the_unsharded_run(course):
     assert grade(course, "--store", "all.sqlite", "--json", "all.json", "--csv", "all.csv",
-                 "--gradescope", "all-gs.json") == 0
+                 "--gradescope", "all-gs") == 0
     for i in (1, 2, 3):
         assert grade(course, "--shard", f"{i}/3", fake=FakeGrader()) == 0
     shards = [f"grades-{i}-of-3.sqlite" for i in (3, 1, 2)]  # any order
     assert hw3("merge-grades", *shards, "--json", "merged.json", "--csv", "merged.csv",
-               "--gradescope", "merged-gs.json", "--store", "merged.sqlite") == 0
+               "--gradescope", "merged-gs", "--store", "merged.sqlite") == 0
     for name in ("json", "csv"):
         assert Path(f"merged.{name}").read_bytes() == Path(f"all.{name}").read_bytes()
-    assert Path("merged-gs.json").read_bytes() == Path("all-gs.json").read_bytes()
+    assert {p.name: p.read_bytes() for p in Path("merged-gs").iterdir()} == \
+        {p.name: p.read_bytes() for p in Path("all-gs").iterdir()}
     assert hw3("merge-grades", "merged.sqlite", "--json", "again.json") == 0
     assert Path("again.json").read_bytes() == Path("all.json").read_bytes()
 
@@ -215,10 +217,33 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_grading(course, 
     else:
         target.symlink_to(course["root"] / "elsewhere.json")
     expected = {"directory": "a directory", "fifo": "a FIFO", "symlink": "a symbolic link"}[kind]
-    for option in ("--json", "--csv", "--gradescope", "--store"):
+    for option in ("--json", "--csv", "--store", "--manual-template"):
         assert grade(course, option, target) == 1
         assert capsys.readouterr().err == f"hw3 grade: error: {target} is {expected}: pass the path of a regular file\n"
+    if kind != "directory":  # for a batch of several, --gradescope takes a folder
+        assert grade(course, "--gradescope", target) == 1
+        assert capsys.readouterr().err == (f"hw3 grade: error: --gradescope {target}: this batch has 5 submissions and "
+                                           f"Gradescope reads one results.json each: pass a folder (e.g. --gradescope "
+                                           f"gradescope/) for one file per student\n")
     assert course["fake"].calls == [] and not Path("grades.sqlite").exists()
+
+
+def test_gradescope_for_a_batch_is_one_complete_results_json_per_student(course, capsys):
+    from hw3.grading.autograder import results
+
+    assert grade(course, "--gradescope", "gs.json") == 1
+    assert "pass a folder (e.g. --gradescope gradescope/)" in capsys.readouterr().err
+    assert grade(course, "--gradescope", "gs", "--json", "all.json") == 0
+    totals = {r["student"]: r["total"] for r in read_json(Path("all.json"))}
+    files = sorted(Path("gs").iterdir())
+    assert [p.name for p in files] == [f"{s}.json" for s in STUDENTS]
+    for path, student in zip(files, STUDENTS):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert results(path.read_text(encoding="utf-8"), "", 0, 1.0) == data  # what run_autograder accepts as is
+        assert data["score"] == totals[student] and f"feedback: {student}" in data["output"]
+    assert hw3("grade", "--answers", course["root"] / "answers", "--gradescope", "one.json", "--",
+               course["subs"] / "bob.ipynb") == 0  # one submission: a file
+    assert json.loads(Path("one.json").read_text(encoding="utf-8"))["score"] == totals["bob"]
 
 
 @pytest.mark.parametrize("spec", ["3/2", "0/0", "a/b", "1/0", "2"])
@@ -286,10 +311,10 @@ def test_default_jobs_follow_the_cpus_and_the_memory(monkeypatch):
 
 
 def test_a_grader_crash_is_stored_as_a_report_and_the_batch_goes_on(course):
-    def crash(path, settings):
-        if path.stem == "cy":
+    def crash(sub, settings):
+        if sub.student == "cy":
             raise RuntimeError("boom")
-        return FakeGrader()(path, settings)
+        return FakeGrader()(sub, settings)
 
     assert grade(course, "--json", "out.json", fake=crash) == 0
     reports = {r["student"]: r for r in read_json(Path("out.json"))}
@@ -310,7 +335,7 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
     assert [(r["student"], r["total"]) for r in first] == [("one", 6), ("two", 6)], [r["notes"] for r in first]
     assert first[0]["grader_version"] == GRADER_VERSION and len(first[0]["digest"]) == 64
 
-    def no_kernels(path, settings):
+    def no_kernels(sub, settings):
         raise AssertionError("graded again")
 
     monkeypatch.setattr(batch, "grade_submission", no_kernels)
@@ -357,7 +382,7 @@ def test_end_to_end_ctrl_c_stops_at_once_and_leaves_no_kernel(tmp_path):
     command, env = four_mini_submissions(tmp_path, jobs=2)
     grading = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    first = first_graded(grading)  # the first submission is graded and stored
+    first_graded(grading)  # the first submission is graded and stored
     kernels = subprocess.run(["pgrep", "-P", str(grading.pid)], capture_output=True, text=True).stdout.split()
     grading.send_signal(signal.SIGINT)
     start = time.monotonic()
@@ -380,7 +405,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_on_a_terminal_is_a_bar_with_an_eta_and_the_tables_go_to_stdout(capsys):
-    reports = [FakeGrader()(FIXTURE, batch.Settings(None, 1, 1)) for _ in range(2)]
+    reports = [FakeGrader()(batch.Submission("mini_answers", FIXTURE, ""), batch.Settings(None, 1, 1)) for _ in range(2)]
     terminal = Terminal()
     progress = batch.Progress(2, lambda report: f"table of {report.student}", terminal)
     for report in reports:

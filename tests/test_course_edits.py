@@ -10,7 +10,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
 from grading_helpers import FIXTURE, hw3, rows, write_answers
 

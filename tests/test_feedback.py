@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report_builders import report
 
-from hw3.grading.reports.feedback import (code_block, feedback_stem, render, render_html, sanitize, write_all_feedback,
+from hw3.grading.reports.feedback import (code_block, inline, render, render_html, sanitize, write_all_feedback,
                                           write_feedback)
 from hw3.grading.results import QuestionResult
 from hw3.grading.results import TestResult as SubTest
@@ -45,7 +45,7 @@ def test_feedback_shows_failed_tests_with_expected_input_and_hint():
     section = text.split("## q2:")[1].split("\n## ")[0]
     assert "**0.75 / 1.5**, partly passed" in section
     assert "- **fresh inputs** (0 / 0.75)" in section
-    assert "  - **What happened:** returned 0.5 for xs = \\[3, 5\\], expected 1" in section
+    assert "  - **What happened:** returned 0.5 for xs = `[3, 5],` expected 1" in section
     assert "  - **Failing input:**\n    ```\n    xs = [3, 5]\n    ```\n  - **Hint:** reset h before the loop" in section
     assert "given inputs" not in section  # passed sub-tests are not listed
 
@@ -71,17 +71,25 @@ def test_feedback_never_shows_grader_paths_environment_or_other_students(monkeyp
     text = paths[0].read_text(encoding="utf-8")
     for secret in ("/srv", "/var/tmp", "hunter2", "bob"):
         assert secret not in text
-    assert "\\<student\\>'s notebook at \\<path\\> used \\<env\\>" in text
+    assert "`<student>'s` notebook at `<path>` used `<env>`" in text
     assert "alice.ipynb" in text  # the submission's own file name stays
 
 
-def test_feedback_escapes_markdown_and_html_from_student_output():
-    hostile = report("alice", {"q3a": (0.0, "<script>alert(1)</script> **bold** # heading")})
+def test_feedback_keeps_markdown_and_html_from_student_output_literal():
+    hostile = report("alice", {"q3a": (0.0, "<script>alert(1)</script> **bold** # heading [x](http://evil.example)")})
     hostile.question("q3a").tests[1].input = "s = '```'\n</code>"
     text = render(hostile)
-    assert "<script>" not in text and "\\<script\\>" in text
-    assert "\\*\\*bold\\*\\* \\# heading" in text
+    assert "`<script>alert(1)</script> **bold** #` heading `[x](http://evil.example)`" in text
     assert "    ````\n    s = '```'\n    </code>\n    ````" in text
+
+
+def test_inline_reads_as_plain_text_and_cannot_start_a_block_or_a_link():
+    assert inline("returned 0.5 for rnn_output([-6, 4]), expected 1") == "returned 0.5 for `rnn_output([-6, 4]),` expected 1"
+    assert inline("the check cell of q2 (cell 5) was edited: restore it") == "the check cell of q2 (cell 5) was edited: restore it"
+    assert inline("# Total: 23 of 23", first=True) == "`#` Total: 23 of 23"
+    assert inline("- item", first=True) == "`-` item" and inline("1. item", first=True) == "`1.` item"
+    assert inline("a `` b") == "a ``` `` ``` b" and inline("see www.evil.example") == "see `www.evil.example`"
+    assert inline("bob\n# heading \x1b[2J") == "`bob\\n#` heading `\\x1b[2J`"
 
 
 def test_code_block_fence_outgrows_the_content():
@@ -99,12 +107,20 @@ def test_not_answered_notes_and_unsandboxed_are_reported():
     assert "graded without the sandbox" in text
 
 
-def test_feedback_file_name_is_safe(tmp_path):
+def test_feedback_file_names_are_safe_and_one_per_student(tmp_path):
     rep = report("../../etc/passwd")
-    assert feedback_stem(rep) == "_.._etc_passwd"
-    assert write_feedback(rep, tmp_path / "feedback") == tmp_path / "feedback" / "_.._etc_passwd.md"
-    rep.student = ".."
-    assert feedback_stem(rep) == "student"
+    path = write_feedback(rep, tmp_path / "feedback")
+    assert path.parent == tmp_path / "feedback" and path.name.startswith("_.._etc_passwd-") and path.suffix == ".md"
+    paths = write_all_feedback([report("bob"), report("bob."), report("Bob"), report("..")], tmp_path / "all")
+    assert len({p.name.casefold() for p in paths}) == 4 and all(p.parent == tmp_path / "all" for p in paths)
+    assert "Homework 3 feedback: bob\n" in paths[0].read_text(encoding="utf-8")
+    assert write_all_feedback([report("carol")], tmp_path / "one")[0].name == "carol.md"
+
+
+def test_a_question_still_to_be_graded_by_hand_says_so_once():
+    text = render(report("alice"))
+    section = text.split("## q1:")[1].split("\n## ")[0]
+    assert section.count("graded by hand") == 1
 
 
 def test_passed_sub_tests_and_messages_of_full_marks_do_not_appear():

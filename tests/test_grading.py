@@ -98,7 +98,7 @@ def graded(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("course")
     subs = write_course(root, submissions())
     (subs / "untouched.ipynb").write_bytes((root / "notebooks" / "hw3.ipynb").read_bytes())
-    return grade_all(root, subs, "--timeout", "20", "--gradescope", root / "out" / "results.json")
+    return grade_all(root, subs, "--timeout", "20", "--gradescope", root / "gradescope")
 
 
 def checked(report: dict) -> dict[str, tuple[float, str]]:
@@ -211,12 +211,15 @@ def test_csv_has_one_row_per_student(graded):
 
 
 def test_gradescope_results_shape(graded):
-    results = json.loads((graded["out"] / "results.json").read_text(encoding="utf-8"))
-    correct = next(r for r in results if r["score"] == 6)
+    folder = graded["root"] / "gradescope"  # several submissions: one results.json each, named after the student
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(graded["reports"])
+    correct = json.loads((folder / "correct.json").read_text(encoding="utf-8"))
+    assert correct["score"] == 6
     assert set(correct) == {"tests", "score", "execution_time", "output", "output_format"}
     assert all(set(t) == {"name", "score", "max_score", "status", "visibility", "output"} for t in correct["tests"])
     assert {t["status"] for t in correct["tests"]} == {"passed"}
-    wrong = next(r for r in results if r["score"] == 6 - 0.5)
+    wrong = json.loads((folder / "wrong_q3a.json").read_text(encoding="utf-8"))
+    assert wrong["score"] == 6 - 0.5
     assert {(t["name"].split(":")[0], t["status"]) for t in wrong["tests"] if t["score"] < t["max_score"]} == \
         {("q3a", "failed")}
     assert sum(t["max_score"] for t in correct["tests"]) == sum(CHECKED.values())  # the auto questions only

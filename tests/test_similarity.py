@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import random
 import textwrap
@@ -11,9 +12,10 @@ import nbformat
 from grading_helpers import answer_key, cell, student_train, write_course
 from report_builders import report
 
-from hw3.grading.reports.similarity import (REFERENCE, THRESHOLD, Finding, find_similar, load_released, normalise,
-                                            solutions_of, submission_solutions)
 from hw3.grading.course import load_course
+from hw3.grading.intake import read_batch, read_submission
+from hw3.grading.reports.similarity import (REFERENCE, STUB_UNCHANGED, THRESHOLD, Finding, find_similar, load_released,
+                                            normalise, review, submission_solutions)
 from hw3.sentiment import training
 
 HEADER = 'def rnn_output(xs):\n    """y_T of h_t = x_t - h_{t-1}, y_t = sigmoid(1000 h_t)."""\n'
@@ -112,14 +114,15 @@ def student_notebook(root, fill: dict[str, str], extra_before: dict[str, str] | 
     return nb
 
 
-def test_solutions_are_the_students_own_cells_in_each_question_region(tmp_path):
+def test_a_solution_is_the_code_that_defines_what_the_check_probes_wherever_it_stands(tmp_path):
     write_course(tmp_path, {})
-    nb = student_notebook(tmp_path, {"q2-solution": ALICE},
-                          {"q2-solution": "import math", "q3a-check": "def helper(beta):\n    return beta"})
-    path = tmp_path / "alice.ipynb"
-    nbformat.write(nb, path)
-    solutions = submission_solutions(path, load_released(load_course(tmp_path / "answers")))
-    assert solutions == {"q2": "import math\n" + ALICE, "q3a": "def helper(beta):\n    return beta"}
+    helper = "def step(h, x):\n    return x - h"
+    own = HEADER + "    h = 0\n    for x in xs:\n        h = step(h, x)\n    return 1 / (1 + math.exp(-1000 * h))\n"
+    nb = student_notebook(tmp_path, {}, {"q3a-check": "def unused(beta):\n    return beta"})
+    nb.cells += [nbformat.v4.new_code_cell("import math\n" + helper), nbformat.v4.new_code_cell(own)]  # after all
+    nbformat.write(nb, tmp_path / "alice.ipynb")
+    solutions = submission_solutions(read_submission(tmp_path / "alice.ipynb"), load_released(load_course(tmp_path / "answers")))
+    assert solutions == {"q2": helper + "\n\n" + ast.unparse(ast.parse(own))}  # q3a's stub is given code: none
 
 
 def test_released_notebook_knows_which_questions_have_stubs(tmp_path):
@@ -129,17 +132,30 @@ def test_released_notebook_knows_which_questions_have_stubs(tmp_path):
     assert answer_key().cells[2].id == "q2-solution"
 
 
-def test_solutions_of_reports_reads_each_submission_and_skips_unreadable_files(tmp_path):
+def test_solutions_of_a_batch_come_from_the_submissions_as_read(tmp_path):
     subs = write_course(tmp_path, {})
     nbformat.write(student_notebook(tmp_path, {"q2-solution": ALICE}), subs / "alice.ipynb")
     nbformat.write(student_notebook(tmp_path, {"q2-solution": BOB}), subs / "bob.ipynb")
     (subs / "broken.ipynb").write_text("not json", encoding="utf-8")
-    reports = [report("alice"), report("bob"), report("broken")]
-    for rep in reports:
-        rep.submission = str(subs / f"{rep.student}.ipynb")
-    solutions = solutions_of(reports, load_course(tmp_path / "answers"))
-    assert solutions["broken"] == {} and solutions["alice"] == {"q2": ALICE}
+    released = load_released(load_course(tmp_path / "answers"))
+    solutions = {sub.student: submission_solutions(sub, released) for sub in read_batch(sorted(subs.iterdir()))}
+    assert solutions["broken"] == {} and solutions["alice"] == {"q2": ast.unparse(ast.parse(ALICE))}
     assert find_similar(solutions, references={}) == [Finding("q2", "alice", "bob", 1.0)]
+
+
+def test_a_question_earning_points_with_its_stub_in_place_is_listed(tmp_path):
+    subs = write_course(tmp_path, {})
+    nb = student_notebook(tmp_path, {})
+    nb.cells.append(nbformat.v4.new_code_cell(ALICE))
+    nbformat.write(nb, subs / "mallory.ipynb")
+    nbformat.write(student_notebook(tmp_path, {"q2-solution": ALICE}), subs / "alice.ipynb")
+    submissions = read_batch(sorted(subs.iterdir()))
+    reports = [report("alice"), report("mallory")]
+    findings = review(submissions, reports, load_course(tmp_path / "answers"))
+    assert Finding("q2", "mallory", STUB_UNCHANGED, 0.0) in findings
+    assert Finding("q2", "alice", STUB_UNCHANGED, 0.0) not in findings
+    reports[1].question("q2").points = 0.0
+    assert Finding("q2", "mallory", STUB_UNCHANGED, 0.0) not in review(submissions, reports, load_course(tmp_path / "answers"))
 
 
 def mutated(rng: random.Random) -> str:

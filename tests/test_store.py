@@ -9,9 +9,10 @@ import pytest
 
 from report_builders import QUESTIONS
 
+from hw3.grading.intake import read_submission
 from hw3.grading.reports.report import replacing, write_atomic
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
-from hw3.grading.store import Store, StoreError, digest, merge, write_rows
+from hw3.grading.store import Store, StoreError, merge, write_rows
 
 
 def report(student: str, digest_: str = "d1", points: float = 1.5) -> Report:
@@ -25,6 +26,10 @@ def folder(root: Path, files: dict[str, bytes]) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return root
+
+
+def digest(submission: Path) -> str:
+    return read_submission(submission).digest
 
 
 def test_a_digest_depends_on_the_notebooks_contents_and_names_only(tmp_path):

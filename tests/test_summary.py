@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from report_builders import HOMEWORK, question, report
 
+from hw3.grading.reports.manual import manual_ids, merge_scores
 from hw3.grading.reports.similarity import REFERENCE, Finding
 from hw3.grading.reports.summary import common_reasons, mask_numbers, render, write_summary
 
@@ -39,11 +40,23 @@ def test_summary_statistics_and_status_counts():
     totals = [auto, auto - 0.75, auto - 2, auto - 3.5]  # nothing, q2 half, q2 + q3a, q2 + q3b
     assert f"- Mean total: {sum(totals) / 4:.2f} / {HOMEWORK.max_total:g}" in text
     assert f"- Median total: {(totals[1] + totals[2]) / 2:g}" in text
+    assert f"- Points graded by hand: {HOMEWORK.max_total - auto:g} of the {HOMEWORK.max_total:g}; not merged yet" in text
     assert "| q2 | 1.5 | 1 | 1 | 2 | 0 | 0 | 0.56 |" in text
     assert "| q3b | 2 | 3 | 0 | 0 | 1 | 0 | 1.50 |" in text
     assert "| q1 | 3 | 0 | 0 | 0 | 0 | 4 | 0.00 |" in text
-    assert "  - 2 × returned … for xs = \\[…\\], expected …" in text
+    assert "  - 2 × returned … for xs = `[…],` expected …" in text
     assert "- **q3a**\n  - 1 × norms(…) raised ZeroDivisionError" in text
+
+
+def test_points_graded_by_hand_follow_the_merged_scores():
+    manual = HOMEWORK.manual()
+    by_hand = sum(q.max_points for q in manual)
+    alice = {q.id: q.max_points for q in manual}
+    alice[manual[0].id] -= 1  # one point lost on the first hand-graded question
+    assert set(alice) == set(manual_ids(HOMEWORK))
+    reports = merge_scores(class_of_four(), {"alice": alice, "bob": {manual[0].id: 2.0}})
+    assert (f"- Points graded by hand: {by_hand:g} of the {HOMEWORK.max_total:g}; merged for 1 of 4 students "
+            f"(mean {by_hand - 1:.2f} / {by_hand:g}), in part for 1 more") in render(reports)
 
 
 def test_findings_are_listed_for_a_person_and_never_penalised():

@@ -1,8 +1,8 @@
 """`hw3 autograder OUT`: a Gradescope autograder, OUT/autograder.zip (and the same tree unzipped next to it).
 
 The zip holds `setup.sh` (run once by Gradescope, with internet, to build the image), `run_autograder` (run
-for every submission, offline), a wheel of this package, the released student notebooks under notebooks/
-(the reference for `hw3 grade --reference`), a README for the course staff, and this very file as
+for every submission, offline), a wheel of this package, the answer keys under answers/
+(what `hw3 grade --answers` scores against), a README for the course staff, and this very file as
 `finish_results.py`: run_autograder calls it to turn what `hw3 grade --gradescope` wrote into the complete
 results.json Gradescope expects, or into a score-0 results.json with the reason when grading failed.
 For that role the module imports nothing but the standard library at the top.
@@ -66,9 +66,9 @@ mkdir -p "$ROOT/results"
 # Each student's inputs are drawn from their Gradescope identity: the same for every resubmission, another
 # student's differ (see the README).
 student="$(python3 "$ROOT/source/{script}" --student "$ROOT/submission_metadata.json")"
-"$HW3" grade "$ROOT/submission" --student "$student" --answers "$ROOT/source/answers" \\
-    --gradescope "$work/gradescope.json" --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" \\
-    "${{GRADE_OPTIONS[@]}}" >"$work/grade.log" 2>&1
+"$HW3" grade --student "$student" --answers "$ROOT/source/answers" --gradescope "$work/gradescope.json" \\
+    --key-file "$ROOT/source/course.key" --store "$work/grades.sqlite" "${{GRADE_OPTIONS[@]}}" \\
+    -- "$ROOT/submission" >"$work/grade.log" 2>&1
 status=$?
 cat "$work/grade.log"
 python3 "$ROOT/source/{script}" "$work/gradescope.json" "$work/grade.log" "$status" "$SECONDS" \\

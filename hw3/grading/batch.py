@@ -1,8 +1,9 @@
 """Grading a whole course: which submissions a run grades, grading them in parallel, storing each result.
 
 A batch is the list of submissions on the command line, one per student (a notebook, or a folder with one
-student's notebooks), sorted by student name. `find_submissions` refuses bad input before anything is
-graded; `shard` keeps the i-th of N parts of that sorted list; `plan` skips every submission whose stored
+student's notebooks), sorted by student name. `find_submissions` reads each one once through the intake
+(`intake.read_batch`: every file vetted before it is read) and refuses bad input before anything is graded;
+`shard` keeps the i-th of N parts, a student's part being a hash of the name (a late submission moves no one); `plan` skips every submission whose stored
 report is current (same contents, same grader version) and, for `--regrade`, regrades only the named
 questions of the others; `run` grades what is left in `jobs` threads (each submission's work happens in its
 kernel subprocesses) and commits every report to the store the moment it is done, so an interrupted batch
@@ -11,12 +12,11 @@ loses only the submissions in flight.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,27 +29,19 @@ from . import grader
 from .exercises.base import describe_exception, one_line
 from .exercises.registry import Homework
 from .grader import Settings, grade_submission  # noqa: F401 (the grade function `hw3 grade` passes to run)
-from .kernel.sandbox import GIB, MAX_NOTEBOOK_MB
-from .notebook import NotebookError, check_calls, notebook_paths, read_notebook
+from .intake import IntakeError, Submission, read_batch
+from .kernel.sandbox import GIB
+from .reports.names import shown
 from .results import GRADER_VERSION, Report
-from .store import Store, digest
+from .store import Store
 
-GradeFunction = Callable[[Path, Settings], Report]
+GradeFunction = Callable[[Submission, Settings], Report]
 ALL = frozenset({"all"})
 """`--regrade all`: every question, a full regrade."""
 
 
 class BatchError(HW3Error):
     """The batch cannot start as given; the one-line message names the fix."""
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One student's submission: the student's name, the path given, the digest of its notebooks."""
-
-    student: str
-    path: Path
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,6 @@ class Task:
     submission: Submission
     only: frozenset[str] | None = None
     stored: Report | None = None
-    copy: Path | None = None  # the private copy grading reads (`snapshot`)
     expected: dict = field(default_factory=dict, compare=False)
 
 
@@ -73,44 +64,14 @@ class Outcome:
     interrupted: bool = False
 
 
-def _answered(path: Path) -> set[str]:
-    """The question ids of a notebook's check cells (none when it cannot be read: grading reports that)."""
-    try:
-        return {call.qid for call in check_calls(read_notebook(path).cells)}
-    except NotebookError:
-        return set()
-
-
-def _check_folder(folder: Path) -> None:
-    """Refuse a folder without notebooks, or with two notebooks that answer the same questions."""
-    paths = notebook_paths(folder)
-    if not paths:
-        raise BatchError(f"{folder} has no notebooks: add the student's .ipynb files or leave the folder out")
-    seen: dict[str, Path] = {}
-    for path in paths:
-        for qid in sorted(_answered(path)):
-            if qid in seen and seen[qid] != path:
-                raise BatchError(f"{seen[qid]} and {path} both answer {qid}: a folder holds one student's "
-                                 f"notebooks, so move the other student's into a folder of its own")
-            seen[qid] = path
-
-
 def find_submissions(paths: list[Path]) -> list[Submission]:
-    """The batch, sorted by student; BatchError for a missing path, an empty folder, two students' notebooks
-    in one folder, or two submissions with the same student name (a path given twice counts once)."""
-    by_student: dict[str, Submission] = {}
-    for path in map(Path, paths):
-        if not path.exists():
-            raise BatchError(f"no such file or folder: {path}")
-        if path.is_dir():
-            _check_folder(path)
-        student = grader.student_name(path)
-        known = by_student.get(student)
-        if known and known.path.resolve() != path.resolve():
-            raise BatchError(f"{known.path} and {path} are both student {student}: give each student one "
-                             f"submission (rename one)")
-        by_student.setdefault(student, Submission(student, path, digest(path)))
-    return [by_student[s] for s in sorted(by_student)]
+    """The batch, each submission read once (`intake.read_batch`), sorted by student; BatchError for a missing
+    path, an empty folder, two students' notebooks in one folder, or two submissions with the same student name
+    (a path given twice counts once)."""
+    try:
+        return read_batch(paths)
+    except IntakeError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -121,9 +82,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def shard_of(student: str, count: int) -> int:
+    """The shard (1 to `count`) of `student`: a hash of the name alone, so that adding, removing or renaming
+    another submission never moves this one to another shard."""
+    digest = hashlib.sha256(student.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
 def shard(submissions: list[Submission], index: int, count: int) -> list[Submission]:
-    """Part `index` (1-based) of `count` of the sorted batch: every count-th submission from index-1."""
-    return submissions[index - 1::count]
+    """Part `index` (1-based) of `count` of the batch: the students whose `shard_of` is `index`."""
+    return [sub for sub in submissions if shard_of(sub.student, count) == index]
 
 
 def parse_regrade(text: str, homework: Homework) -> frozenset[str]:
@@ -200,43 +168,16 @@ def merge_questions(stored: Report, new: Report, only: frozenset[str]) -> Report
 
 
 def grade_task(task: Task, settings: Settings, grade: GradeFunction) -> Report:
-    """Grade one task (from its private copy) into the report to store; a grader crash becomes a report."""
+    """Grade one task (from the submission as the intake read it) into the report to store; a grader crash
+    becomes a report."""
     sub = task.submission
     try:
-        report = grade(task.copy or sub.path, replace(settings, only=task.only, expected=task.expected))
+        report = grade(sub, replace(settings, only=task.only, expected=task.expected))
     except Exception as exc:  # a grader bug must not cost the other students their grades
         report = crashed(sub, exc, settings)
     report = replace(report, submission=str(sub.path), student=sub.student, digest=sub.digest,
                      grader_version=GRADER_VERSION)
     return merge_questions(task.stored, report, task.only) if task.stored and task.only else report
-
-
-def snapshot(tasks: list[Task], folder: Path) -> list[Task]:
-    """Copy every submission into `folder` (private to the grader) before any kernel starts; the tasks read
-    their copies. Links are copied as links and special files not at all (grading refuses both), and a file
-    over the notebook size limit becomes an empty file of the same size (grading refuses it by its size)."""
-
-    def copy_file(source: str, dest: str) -> None:
-        path = Path(source)
-        if path.is_symlink():
-            os.symlink(os.readlink(path), dest)
-        elif path.is_file() and path.stat().st_size > MAX_NOTEBOOK_MB * 2**20:
-            with open(dest, "wb") as out:
-                out.truncate(path.stat().st_size)
-        elif path.is_file():
-            shutil.copyfile(path, dest)
-
-    out = []
-    for index, task in enumerate(tasks):
-        source = task.submission.path
-        dest = folder / str(index) / source.name
-        dest.parent.mkdir(parents=True)
-        if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, dest, symlinks=True, copy_function=copy_file)
-        else:
-            copy_file(str(source), str(dest))
-        out.append(replace(task, copy=dest))
-    return out
 
 
 def _parallel(tasks: list[Task], work: Callable[[Task, int], Report], jobs: int) -> Iterator[Report]:
@@ -299,18 +240,16 @@ def run(tasks: list[Task], store: Store, settings: Settings, *, grade: GradeFunc
     """Grade `tasks`, `jobs` at a time, committing each report to `store` as it finishes; Ctrl-C stops the
     run (Outcome.interrupted) with everything finished already stored."""
     outcome = Outcome()
-    with tempfile.TemporaryDirectory(prefix="hw3-batch-", ignore_cleanup_errors=True) as private:
-        copies = snapshot(tasks, Path(private))
-        results = _parallel(copies, lambda task, slot: grade_task(task, replace(settings, slot=slot), grade), jobs)
-        try:
-            for report in results:
-                store.put(report)
-                outcome.graded += 1
-                on_done(report)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-        finally:
-            results.close()
+    results = _parallel(tasks, lambda task, slot: grade_task(task, replace(settings, slot=slot), grade), jobs)
+    try:
+        for report in results:
+            store.put(report)
+            outcome.graded += 1
+            on_done(report)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        results.close()
     return outcome
 
 
@@ -341,8 +280,8 @@ class Progress:
             self.bar.update()
             return
         print(self.table(report) + "\n", flush=True)
-        print(f"graded {report.student} ({self.count} of {self.total}): {report.total:g} / {report.max_total:g}",
-              file=self.stream, flush=True)
+        print(f"graded {shown(report.student)} ({self.count} of {self.total}): {report.total:g} / "
+              f"{report.max_total:g}", file=self.stream, flush=True)
 
     def close(self) -> None:
         """Remove the bar (a no-op without one)."""

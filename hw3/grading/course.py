@@ -27,10 +27,12 @@ class CourseError(HW3Error):
 
 
 class Released(NamedTuple):
-    """A released notebook as grading needs it: its check calls by question id, its code cells' fingerprints."""
+    """A released notebook as grading needs it: its check calls by question id, its code cells' fingerprints,
+    the notebook itself (what the summary tells apart from a student's own code)."""
 
     checks: dict[str, CheckCall]
     cells: frozenset[str]
+    nb: nbformat.NotebookNode
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def load_course(answers: Path) -> Course:
             checks.setdefault(call.qid, call)
         if checks:
             code = frozenset(fingerprint(cell_source(c)) for c in nb.cells if c.cell_type == "code")
-            released[name] = Released(checks, code)
+            released[name] = Released(checks, code, nb)
     if not released:
         raise CourseError(f"the answer keys in {answers} have no check cells: add check(\"<id>\", ...) cells")
     return Course(answers, homework, keys, released, course_digest)

@@ -24,25 +24,25 @@ import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from . import store
+from . import intake
 from .assign import ANSWER_PLACEHOLDER
 from .course import Course, Released
 from .exercises.base import Exercise, one_line
 from .exercises.checks import score_safely
 from .exercises.registry import Question
+from .intake import Submission, student_name
 from .kernel import sandbox as sandboxing
 from .kernel import verifier, withheld
-from .kernel.execute import Execution, Launch, execute
+from .kernel.execute import Budget, Execution, Launch, execute
 from .kernel.harness import MAX_HANDOVER_BYTES, final_cell, handover_name, read_regular, read_results
-from .notebook import CheckCall, NotebookError, cell_source, check_calls, fingerprint, notebook_paths, read_notebook, \
-    regions
+from .notebook import CheckCall, cell_source, fingerprint, regions
 from .results import GRADER_VERSION, QuestionResult, Report
 
 DEFAULT_TIMEOUT = 600.0
@@ -57,7 +57,8 @@ class Settings:
 
     `only` restricts grading to those question ids (a regrade); `feature_cache` is a folder of precomputed
     BERT features shared read-only into every sandbox; `slot` picks the sandbox uid of a parallel job;
-    `expected` holds the answer key's {"inputs", "outputs", "mistakes"} for this student, by question id.
+    `expected` holds the answer key's {"inputs", "outputs", "mistakes"} for this student, by question id;
+    `submission_timeout` is the wall-clock budget of one whole submission (`execute.Budget`).
     """
 
     course: Course | None = None
@@ -68,12 +69,13 @@ class Settings:
     only: frozenset[str] | None = None
     feature_cache: Path | None = None
     slot: int = 0
-    output_limit: int = sandboxing.OUTPUT_LIMIT
+    submission_timeout: float = sandboxing.DEFAULT_SUBMISSION_TIMEOUT
+    budget: Budget | None = None  # the submission's, made by grade_submission
     expected: dict[str, dict] = field(default_factory=dict, compare=False)
 
     @property
     def limits(self) -> sandboxing.Limits:
-        return sandboxing.Limits(memory_gb=self.memory_gb, output_limit=self.output_limit)
+        return sandboxing.Limits(memory_gb=self.memory_gb)
 
 
 def best_match(calls: list[CheckCall], released: dict[str, Released]) -> str | None:
@@ -176,11 +178,6 @@ def short_tmp() -> str:
     return folder if len(folder) <= 40 else "/tmp"
 
 
-def student_name(submission: Path) -> str:
-    """The student's name: the notebook's stem, or the folder's name."""
-    return submission.name if submission.is_dir() else submission.stem
-
-
 @dataclass
 class Probed:
     """What the probes of one notebook gave: {qid: outputs}, {qid: why there are none}, the first run, notes."""
@@ -242,7 +239,8 @@ class Runner:
         try:
             execution = execute(self.nb, final_cell(requests, nonce, settings.timeout, str(sockets), key),
                                 timeout=settings.timeout, final_timeout=final_timeout,
-                                launch=launch_for(settings, self.build, self.copy, sockets, home, bounded), skip=skip)
+                                launch=launch_for(settings, self.build, self.copy, sockets, home, bounded), skip=skip,
+                                budget=settings.budget)
             found, started = read_results(sockets, nonce)
             handed = self.keep_handed(sockets, nonce, [r["id"] for r in requests if "tag" not in r])
         finally:
@@ -307,10 +305,11 @@ def probe_notebook(nb: nbformat.NotebookNode, path: Path, calls: dict[str, Check
     return probed
 
 
-def grade_notebook(nb: nbformat.NotebookNode, path: Path, released: Released,
+def grade_notebook(nb: nbformat.NotebookNode, calls: list[CheckCall], path: Path, released: Released,
                    settings: Settings) -> tuple[dict[str, QuestionResult], list[str]]:
-    """({question id: its result} for the released notebook's questions that are graded, notes)."""
-    valid, problems = match_reference(check_calls(nb.cells), released.checks)
+    """({question id: its result} for the released notebook's questions that are graded, notes); `calls` are the
+    notebook's check calls, as the intake read them."""
+    valid, problems = match_reference(calls, released.checks)
     wanted = [q for q in released.checks if settings.only is None or q in settings.only]
     valid = {q: c for q, c in valid.items() if q in wanted}
     probed = probe_notebook(nb, path, valid, settings) if valid else Probed()
@@ -374,52 +373,35 @@ def failed_report(submission: Path, summary: str, reason: str, settings: Setting
     return Report(str(submission), student_name(submission), questions, notes, settings.sandbox, GRADER_VERSION)
 
 
-def submission_paths(submission: Path) -> list[Path]:
-    """The notebooks of a submission (a file, or the notebooks under a folder); links and devices refused."""
-    if submission.is_symlink():
-        raise NotebookError(f"{submission} is a symbolic link: submit the notebook file itself")
-    if submission.is_dir():
-        return notebook_paths(submission)
-    if not submission.is_file():
-        raise NotebookError(f"{submission} is not a regular file: submit the .ipynb notebook")
-    return [submission]
-
-
-def grade_submission(submission: Path, settings: Settings) -> Report:
-    """Grade a notebook, or a folder of one student's notebooks (never raises for a bad notebook); `settings.expected`
-    holds the answer key's answers for this student."""
+def grade_submission(submission: Submission | Path, settings: Settings) -> Report:
+    """Grade one student's submission, as read by the intake (a path is read first), from its notebooks as read:
+    nothing here opens a submitted file again; `settings.expected` holds the answer key's answers for this student.
+    Never raises for a bad notebook."""
     started = time.monotonic()
-    submission = Path(submission)
+    settings = replace(settings, budget=Budget(settings.submission_timeout))
+    if not isinstance(submission, Submission):
+        submission = intake.read_submission(Path(submission))
     course = settings.course
-    student = student_name(submission)
-    try:
-        paths = submission_paths(submission)
-    except NotebookError as exc:
-        return failed_report(submission, "the submission could not be read (see the notes)", str(exc), settings)
+    student = submission.student
     results: dict[str, QuestionResult] = {}
     answered: dict[str, bool] = {}
-    unusable = [] if paths else [f"{submission.name} has no notebooks: submit the .ipynb files"]
+    unusable = list(submission.problems)
     notes: list[str] = []
     graded_by: dict[str, str] = {}
-    for path in paths:
-        label = f"{path.name}: " if submission.is_dir() else ""
-        try:
-            if path.is_symlink() or not path.is_file():
-                raise NotebookError(f"{path.name} is not a regular file: submit the notebook itself")
-            nb = read_notebook(path)
-        except NotebookError as exc:
-            unusable.append(str(exc).replace(str(submission.parent) + "/", ""))
-            continue
-        name = best_match(check_calls(nb.cells), course.released)
+    for notebook in submission.notebooks:
+        label = f"{notebook.name}: " if submission.folder else ""
+        name = best_match(list(notebook.calls), course.released)
         if name is None:
-            unusable.append(f"{path.name} has no check cells of the hw3 notebooks: it is not an hw3 homework notebook")
+            unusable.append(f"{notebook.name} has no check cells of the hw3 notebooks: it is not an hw3 homework "
+                            f"notebook")
         elif name in graded_by:
-            notes.append(f"{path.name} was not graded: {graded_by[name]} already answers {name}")
+            notes.append(f"{notebook.name} was not graded: {graded_by[name]} already answers {name}")
         else:
-            graded_by[name] = path.name
-            found, more = grade_notebook(nb, path, course.released[name], settings)
+            graded_by[name] = notebook.name
+            found, more = grade_notebook(notebook.nb, list(notebook.calls), Path(notebook.name), course.released[name],
+                                         settings)
             results.update(found)
-            answered.update(written_answers(nb, course.homework.by_id))
+            answered.update(written_answers(notebook.nb, course.homework.by_id))
             notes.extend(label + note for note in more)
     home = course.home
 
@@ -435,5 +417,5 @@ def grade_submission(submission: Path, settings: Settings) -> Report:
     questions = [manual_result(q, answered) if q.kind == "manual" else results.get(q.id) or missing(q)
                  for q in course.homework.questions if settings.only is None or q.id in settings.only or q.kind == "manual"]
     all_notes = unusable + notes + ([] if settings.sandbox else [NO_SANDBOX_NOTE])
-    return Report(str(submission), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
-                  store.digest(submission) if paths else "", round(time.monotonic() - started, 3))
+    return Report(str(submission.path), student, questions, all_notes, settings.sandbox, GRADER_VERSION,
+                  submission.digest, round(time.monotonic() - started, 3))

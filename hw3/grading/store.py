@@ -5,7 +5,7 @@ Schema (created on first use):
     meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)      -- key "grader_version": the version that wrote it
     reports(student TEXT PRIMARY KEY,                      -- the student's name (notebook stem or folder name)
             submission TEXT NOT NULL,                      -- the path that was graded, as given
-            digest TEXT NOT NULL,                          -- sha256 of the submitted notebooks (`digest`)
+            digest TEXT NOT NULL,                          -- sha256 of the submitted notebooks (`intake`)
             grader_version TEXT NOT NULL,                  -- results.GRADER_VERSION when it was graded
             report TEXT NOT NULL,                          -- results.Report.to_dict() as JSON
             graded_at TEXT NOT NULL)                       -- UTC time, ISO 8601
@@ -17,7 +17,6 @@ written by another grader version is refused (StoreError) unless the caller adop
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from pathlib import Path
 
 from hw3.errors import HW3Error
 
-from .notebook import notebook_paths
 from .reports.report import replacing
 from .results import GRADER_VERSION, Report
 
@@ -51,22 +49,6 @@ class Row:
     grader_version: str
     report: Report
     graded_at: str
-
-
-def digest(submission: Path) -> str:
-    """sha256 over a submission's notebooks: each one's path relative to the submission, size and bytes,
-    in sorted order (a single notebook file counts as its own name)."""
-    submission = Path(submission)
-    if submission.is_dir():
-        named = [(p.relative_to(submission).as_posix(), p) for p in notebook_paths(submission)]
-    else:
-        named = [(submission.name, submission)]
-    h = hashlib.sha256()
-    for name, path in sorted(named):
-        data = path.read_bytes()
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
 
 
 class Store:
@@ -125,6 +107,17 @@ class Store:
                              (report.student, report.submission, report.digest, report.grader_version,
                               json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False), when))
 
+    def mark_shard(self, index: int, count: int) -> None:
+        """Record that this store holds shard `index` of `count` (`merge-grades` names a missing student's shard)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('shard', ?)", (f"{index}/{count}",))
+
+    def shard(self) -> tuple[int, int] | None:
+        """The (index, count) `mark_shard` recorded, if any."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'shard'").fetchone()
+        index, _, count = (found[0] if found else "").partition("/")
+        return (int(index), int(count)) if index.isdigit() and count.isdigit() else None
+
     def rows(self) -> list[Row]:
         """Every stored result, sorted by student."""
         found = self._db.execute("SELECT student, digest, grader_version, report, graded_at FROM reports "
@@ -151,6 +144,31 @@ def merge(paths: list[Path]) -> list[Row]:
                 if not known or row.graded_at > known[1].graded_at:
                     found[row.student] = (path, row)
     return [found[student][1] for student in sorted(found)]
+
+
+def check_complete(rows: list[Row], submissions: list, stores: list[Path]) -> None:
+    """StoreError naming the students of the batch (`intake.Submission`s) that no store holds (with the shard that
+    should, when the stores recorded their count) or that were graded from other contents than they hold now."""
+    from .batch import shard_of
+    from .reports.names import shown
+
+    graded = {row.student: row for row in rows}
+    missing = [sub.student for sub in submissions if sub.student not in graded]
+    changed = [sub.student for sub in submissions if sub.student in graded and graded[sub.student].digest != sub.digest]
+    counts = set()
+    for path in stores:
+        with Store(path, readonly=True) as store:
+            counts.add(store.shard()[1] if store.shard() else None)
+    count = counts.pop() if len(counts) == 1 else None
+    if missing:
+        named = [shown(s) + (f" (shard {shard_of(s, count)}/{count})" if count else "") for s in missing[:5]]
+        raise StoreError(f"{len(missing)} students of the batch are in no store: {', '.join(named)}"
+                         f"{', ...' if len(missing) > 5 else ''}: grade their shards (hw3 grade --shard I/N) and "
+                         f"merge again")
+    if changed:
+        raise StoreError(f"{len(changed)} students were graded from other contents than the batch holds now: "
+                         f"{', '.join(map(shown, changed[:5]))}{', ...' if len(changed) > 5 else ''}: grade their "
+                         f"shards again and merge again")
 
 
 def write_rows(target: Path, rows: list[Row]) -> None:

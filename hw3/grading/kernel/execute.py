@@ -9,8 +9,13 @@ MAX_BROKEN cells break, grading gives up on the notebook. Finally the grader's o
 The kernel is an `ipykernel` started through `sandbox.kernel_command` (bubblewrap, an unprivileged user,
 resource limits) and talks to nbclient over unix sockets in a private folder (`Launch.sockets`); the
 folder is held to the disk limit (as root a tmpfs of that size, and `diskwatch` kills a kernel that keeps
-more there). Outputs are capped per cell, and stored outputs of the submitted notebook are dropped before
-running.
+more there). Stored outputs of the submitted notebook are dropped before running.
+
+Whatever a kernel sends, the grader's memory and time stay bounded (`Budget`, one per submission): every
+message is counted, before it is decoded, against a per-cell and a per-submission allowance of bytes and
+messages (a kernel past either is stopped); of a cell's outputs only its first error is kept, cut short; at
+most RECEIVE_QUEUE messages of at most MAX_MESSAGE_BYTES wait in a socket; and every cell, rerun and probe
+of the submission runs within one wall-clock deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +34,16 @@ import nbformat
 import zmq
 import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.session import Session
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, CellTimeoutError, DeadKernelError
+from traitlets import Any as AnyTrait
 
 from ..exercises.base import one_line
 from . import sandbox
 from .diskwatch import DiskWatch, empty_folder, process_tree
-from .sandbox import OUTPUT_LIMIT, Limits, Mounts
+from .sandbox import (CELL_BYTES, CELL_MESSAGES, DEFAULT_SUBMISSION_TIMEOUT, SUBMISSION_BYTES, SUBMISSION_MESSAGES,
+                      Limits, Mounts)
 
 MAX_BROKEN = 3
 KERNEL_NAME = "python3"
@@ -54,6 +63,68 @@ class _KernelPollNoise(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_KernelPollNoise())
+
+
+class Budget:
+    """What one submission may spend: a wall-clock deadline for all its kernels, cells, reruns and probes, and
+    the bytes and messages its kernels may send the grader (per cell, and in all). Shared by every kernel
+    of the submission; `receive` is called for every message before it is decoded and stops the kernel
+    (`stop`, set by the running kernel) the moment the allowance is spent."""
+
+    def __init__(self, seconds: float = DEFAULT_SUBMISSION_TIMEOUT) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.total_bytes = self.total_messages = self.cell_bytes = self.cell_messages = 0
+        self.flooded: str | None = None  # why the kernel was stopped for what it sent
+        self.stop = lambda: None
+
+    def left(self) -> float:
+        """Seconds left before the deadline (negative past it)."""
+        return self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.left() <= 0
+
+    def new_cell(self) -> None:
+        """A cell starts: its own allowance is full again (what the last cell sent stays in the total)."""
+        self.cell_bytes = self.cell_messages = 0
+        if not self.over_total():
+            self.flooded = None
+
+    def over_total(self) -> bool:
+        return self.total_bytes > SUBMISSION_BYTES or self.total_messages > SUBMISSION_MESSAGES
+
+    def receive(self, size: int) -> bool:
+        """Count one message of `size` bytes; False (and the kernel stopped) once an allowance is spent."""
+        self.cell_bytes += size
+        self.cell_messages += 1
+        self.total_bytes += size
+        self.total_messages += 1
+        if self.flooded:
+            return False
+        if self.over_total():
+            self.flooded = (f"the notebook sent the grader more than {SUBMISSION_BYTES // 2**20} MiB or "
+                            f"{SUBMISSION_MESSAGES} messages in all, and grading stopped")
+        elif self.cell_bytes > CELL_BYTES or self.cell_messages > CELL_MESSAGES:
+            self.flooded = (f"sent the grader more than {CELL_BYTES // 2**20} MiB or {CELL_MESSAGES} messages "
+                            f"and was stopped")
+        if self.flooded:
+            self.stop()
+            return False
+        return True
+
+
+class MeteredSession(Session):
+    """A Jupyter session that counts every message against its `budget` before decoding it; once the budget is
+    spent, messages are dropped undecoded (an empty message nothing waits for)."""
+
+    budget = AnyTrait(None)
+
+    def deserialize(self, msg_list, content=True, copy=True):
+        if self.budget is not None and not self.budget.receive(sum(len(part) for part in msg_list)):
+            return {"header": {}, "parent_header": {}, "metadata": {}, "content": {}, "buffers": [],
+                    "msg_id": "", "msg_type": "dropped"}
+        return super().deserialize(msg_list, content, copy)
 
 
 @dataclass
@@ -111,66 +182,44 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 MAX_MESSAGE_BYTES = 8 * 2**20  # a bigger message from the kernel drops its connection: the cell counts as broken
+RECEIVE_QUEUE = 32  # messages a socket holds before the grader reads them: at most 256 MiB in flight per socket
 
 
-def kernel_manager(launch: Launch) -> SandboxedKernelManager:
-    """A kernel manager for one run: ipc transport in the launch's socket folder, messages at most 8 MiB."""
+def kernel_manager(launch: Launch, budget: Budget) -> SandboxedKernelManager:
+    """A kernel manager for one run: ipc transport in the launch's socket folder, messages at most 8 MiB, at most
+    RECEIVE_QUEUE of them waiting, each counted against `budget` before it is decoded."""
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-    km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc", context=context)
+    context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    km = SandboxedKernelManager(kernel_name=KERNEL_NAME, transport="ipc", context=context,
+                                session=MeteredSession(budget=budget))
     km.ip = str(launch.sockets / "kernel")
     km.connection_file = str(launch.sockets / "kernel.json")
     km.launch = launch
     return km
 
 
-def _size(output: dict) -> int:
-    """Characters an output holds (its text, or every representation it carries), plus 100 for the output itself."""
-    if "text" in output:
-        return 100 + len(output["text"])
-    data = output.get("data") or {}
-    return 100 + sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
+MAX_ERROR_NAME, MAX_ERROR_VALUE = 100, 1000  # characters of a cell's error kept (its traceback is not kept)
 
 
-def shorten_error(output: dict, limit: int) -> None:
-    """Cut an error output's value and traceback (its last 20 lines) to `limit` characters each."""
-    output["evalue"] = str(output.get("evalue", ""))[:limit]
-    output["traceback"] = [str(line)[:limit] for line in list(output.get("traceback", []))[-20:]]
+class FirstErrorClient(NotebookClient):
+    """A NotebookClient that keeps, of everything a cell sends, only its first error (name and value, cut short):
+    that is all grading reads. Nothing else a kernel sends is stored or acted on (no outputs, display ids,
+    widgets or comms), so the grader holds a bounded amount per cell whatever the kernel does."""
 
-
-class CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most `output_limit` characters of outputs per cell, and no widget state.
-
-    Past the limit, stream text is cut, other outputs are dropped, and one note says so; error outputs
-    are always kept (shortened), because they tell why a cell failed.
-    """
-
-    def __init__(self, *args, output_limit: int = OUTPUT_LIMIT, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, store_widget_state=False, **kwargs)
-        self.output_limit = output_limit
-        self._spent: dict[int, int] = {}  # characters kept per cell index (each cell runs once per client)
 
-    def output(self, outs, msg, display_id, cell_index):
-        """nbclient's handler of one output message, then the cap."""
-        out = super().output(outs, msg, display_id, cell_index)
-        if out is None or not outs or outs[-1] is not out:
-            return out
-        if out.get("output_type") == "error":
-            shorten_error(out, self.output_limit)
-            return out
-        limit = self.output_limit
-        spent, size = self._spent.get(cell_index, 0), _size(out)
-        self._spent[cell_index] = spent + size
-        if spent + size <= limit:
-            return out
-        left = limit - spent - 100
-        if out.get("output_type") == "stream" and left > 0:
-            out["text"] = out["text"][:left]
-        else:
-            outs.pop()
-        if spent <= limit:  # the first output past the limit: say so, once
-            outs.append(nbformat.v4.new_output(
-                "stream", name="stderr", text=f"\n[hw3 grade: output cut after {limit} characters]\n"))
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's handler of one iopub message: the end of the cell, or its first error; else nothing."""
+        content = msg.get("content") if isinstance(msg.get("content"), dict) else {}
+        kind = msg.get("msg_type")
+        if kind == "status" and content.get("execution_state") == "idle":
+            raise CellExecutionComplete()
+        if kind == "error" and not any(out.get("output_type") == "error" for out in cell.outputs):
+            name, value = str(content.get("ename", "Error")), str(content.get("evalue", ""))
+            cell.outputs.append(nbformat.v4.new_output("error", ename=name[:MAX_ERROR_NAME],
+                                                       evalue=value[:MAX_ERROR_VALUE], traceback=[]))
         return None
 
 
@@ -195,14 +244,50 @@ def cell_error(index: int, error: str, limits: Limits) -> str:
     return one_line(f"cell {index + 1} raised {error}")
 
 
-def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
-              watch: DiskWatch, cgroup: sandbox.Cgroup | None) -> str | None:
-    """Execute one notebook cell: its one-line error, or None; _Broken when it hangs or kills the kernel."""
+class _OutOfBudget(Exception):
+    """The submission's deadline passed, or its kernels sent more than it may in all: grading stops here."""
+
+
+def _new_kernel(budget: Budget) -> None:
+    """Ready the budget for a new kernel (its start has a cell's allowance); _OutOfBudget when none should start:
+    the deadline passed or the total allowance is spent."""
+    budget.new_cell()
+    if budget.over_total():
+        raise _OutOfBudget(budget.flooded or "the notebook sent the grader too much, and grading stopped")
+    if budget.expired():
+        raise _OutOfBudget(f"the submission used up its {budget.seconds:g} s (--submission-timeout)")
+
+
+def _start(client: FirstErrorClient, budget: Budget, timeout: float, what: str) -> float:
+    """Ready one cell: its message allowance, and its time limit (returned): `timeout`, or what is left of the
+    deadline; _OutOfBudget when nothing is left."""
+    budget.new_cell()
+    if budget.over_total():
+        raise _OutOfBudget(budget.flooded)
+    limit = min(timeout, budget.left())
+    if limit <= 0.5:
+        raise _OutOfBudget(f"the submission used up its {budget.seconds:g} s (--submission-timeout) before {what}")
+    client.timeout_func = lambda cell: limit  # nbclient's own `timeout` takes whole seconds only
+    return limit
+
+
+def _run_cell(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int, limits: Limits,
+              watch: DiskWatch, cgroup: sandbox.Cgroup | None, budget: Budget, timeout: float) -> str | None:
+    """Execute one notebook cell: its one-line error, or None; _Broken when it hangs, kills the kernel or floods
+    the grader, _OutOfBudget when the submission's deadline or total allowance runs out."""
+    limit = _start(client, budget, timeout, f"cell {index + 1}")
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
-        raise _Broken(index, f"cell {index + 1} did not finish within {client.timeout:g} s") from None
+        if budget.expired():
+            raise _OutOfBudget(f"cell {index + 1} was stopped: the submission used up its {budget.seconds:g} s "
+                               f"(--submission-timeout)") from None
+        raise _Broken(index, f"cell {index + 1} did not finish within {limit:g} s") from None
     except DeadKernelError:
+        if budget.flooded:
+            if budget.over_total():
+                raise _OutOfBudget(f"cell {index + 1}: {budget.flooded}") from None
+            raise _Broken(index, f"cell {index + 1} {budget.flooded}") from None
         if watch.tripped:
             raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
                                  f"folder and was stopped") from None
@@ -217,13 +302,23 @@ def _run_cell(client: CappedClient, cell: nbformat.NotebookNode, index: int, lim
     return cell_error(index, error, limits) if error else None
 
 
-def _run_final(client: CappedClient, cell: nbformat.NotebookNode, index: int) -> tuple[str | None, bool]:
-    """Execute the grader's cell: (None when it completed, else why not; whether it hung or stopped the kernel)."""
+def _run_final(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int, budget: Budget,
+               timeout: float) -> tuple[str | None, bool]:
+    """Execute the grader's cell: (None when it completed, else why not; whether it hung or stopped the kernel);
+    _OutOfBudget when the submission's deadline or total allowance runs out."""
+    limit = _start(client, budget, timeout, "the grader's probes")
     try:
         client.execute_cell(cell, index)
     except CellTimeoutError:
-        return f"the grader's final check did not finish within {client.timeout:g} s", True
+        if budget.expired():
+            raise _OutOfBudget(f"the grader's probes were stopped: the submission used up its {budget.seconds:g} s "
+                               f"(--submission-timeout)") from None
+        return f"the grader's final check did not finish within {limit:g} s", True
     except DeadKernelError:
+        if budget.flooded:
+            if budget.over_total():
+                raise _OutOfBudget(budget.flooded) from None
+            return f"the grader's probes {budget.flooded}", True
         return "a checked function stopped the Python kernel during the grader's probes", True
     except Exception as exc:
         return one_line(f"the notebook broke the kernel's connection to the grader during its probes "
@@ -244,19 +339,22 @@ def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str, timeout: float,
-              final_timeout: float, launch: Launch) -> Execution:
-    """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell.
+              final_timeout: float, launch: Launch, budget: Budget) -> Execution:
+    """One pass in a new kernel, skipping the cells in `skip`; raises _Broken on a new broken cell, _OutOfBudget
+    when the submission's budget runs out.
 
     Whatever happens, the kernel is shut down, and with it its PID namespace and every process in it.
     """
+    _new_kernel(budget)
     empty_folder(launch.sockets)  # what an earlier pass left there must not count against this one
     work = copy.deepcopy(nb)
     final = nbformat.v4.new_code_cell(final_source)
     work.cells.append(final)
-    km = kernel_manager(launch)
+    km = kernel_manager(launch, budget)
     km.cgroup = sandbox.Cgroup.create(secrets.token_hex(8), launch.limits) if launch.mounts else None
-    client = CappedClient(work, km=km, timeout=timeout, allow_errors=True, shutdown_kernel="immediate",
-                          record_timing=False, log=_QUIET, output_limit=launch.limits.output_limit)
+    budget.stop = lambda: _kill(km)
+    client = FirstErrorClient(work, km=km, allow_errors=True, shutdown_kernel="immediate", record_timing=False,
+                              log=_QUIET)
     result = Execution(failures=dict(skip), broken=dict(skip))
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({} if launch.mounts else launch.env)}
     owner = launch.uid if launch.mounts and sandbox.is_root() else os.getuid()
@@ -267,12 +365,13 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cleanup_kc=True), watch:
             for index, cell in enumerate(work.cells[:-1]):
                 if cell.cell_type == "code" and index not in skip:
-                    message = _run_cell(client, cell, index, launch.limits, watch, km.cgroup)
+                    message = _run_cell(client, cell, index, launch.limits, watch, km.cgroup, budget, timeout)
                     if message:
                         result.failures[index] = message
-            client.timeout = final_timeout
-            result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1)
+            result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1, budget,
+                                                                 final_timeout)
     finally:
+        budget.stop = lambda: None
         if km.cgroup:
             km.cgroup.remove()
     return result
@@ -304,18 +403,23 @@ def _startup_error(exc: Exception, limits: Limits) -> str:
 
 
 def execute(nb: nbformat.NotebookNode, final_source: str, *, timeout: float, final_timeout: float,
-            launch: Launch, skip: dict[int, str] | None = None) -> Execution:
+            launch: Launch, skip: dict[int, str] | None = None, budget: Budget | None = None) -> Execution:
     """Run every code cell of `nb`, then `final_source`, in fresh kernels started by `launch`.
 
-    `skip` holds cells already known to hang or stop the kernel (an earlier Execution's `broken`).
+    `skip` holds cells already known to hang or stop the kernel (an earlier Execution's `broken`); `budget` is
+    the submission's (a fresh default one when None). When it runs out, the Execution's final_error says so and
+    nothing more runs.
     """
     nb = without_outputs(nb)
+    budget = budget or Budget()
     broken: dict[int, str] = dict(skip or {})
     while len(broken) <= MAX_BROKEN:
         try:
-            return _run_once(nb, broken, final_source, timeout, final_timeout, launch)
+            return _run_once(nb, broken, final_source, timeout, final_timeout, launch, budget)
         except _Broken as exc:
             broken[exc.index] = str(exc)
+        except _OutOfBudget as exc:
+            return Execution(failures=broken, final_error=one_line(str(exc)), broken=broken)
         except Exception as exc:  # the kernel itself could not start or talk: not the notebook's fault
             return Execution(failures=broken, final_error=_startup_error(exc, launch.limits), broken=broken)
     return Execution(failures=broken, final_error=f"{len(broken)} cells hung or stopped the kernel: grading gave up",

@@ -42,8 +42,13 @@ from pathlib import Path
 
 GIB = 2**30
 DEFAULT_MEMORY_GB = 8.0
-OUTPUT_LIMIT = 200_000
 MAX_NOTEBOOK_MB = 100
+DEFAULT_SUBMISSION_TIMEOUT = 1800.0
+"""Seconds one submission may take in all (--submission-timeout): every notebook, cell, rerun and probe."""
+CELL_BYTES, CELL_MESSAGES = 64 * 2**20, 20_000
+"""What one cell may send the grader (every channel, before decoding): past either, the kernel is stopped."""
+SUBMISSION_BYTES, SUBMISSION_MESSAGES = 512 * 2**20, 200_000
+"""What one submission's kernels may send the grader in all: past either, its grading stops."""
 SANDBOX_UID = 61000
 HOME = "/home/student"
 CACHE_MOUNT = "/opt/hw3-feature-cache"
@@ -85,13 +90,12 @@ KEYRING_SYSCALLS = {  # audit arch -> syscall numbers of add_key, request_key, k
 
 @dataclass(frozen=True)
 class Limits:
-    """What a submission's kernel may use: `memory_gb` GiB of memory (0: no limit), `output_limit` characters of
-    output per cell, `processes` tasks (threads count), `file_mb` MiB per file, `disk_mb` MiB in each private
-    folder and in the socket folder, `cpus` CPUs' worth of time (as root, in a cpu cgroup: a kernel that
-    spins many processes cannot starve the submissions graded beside it)."""
+    """What a submission's kernel may use: `memory_gb` GiB of memory (0: no limit), `processes` tasks (threads
+    count), `file_mb` MiB per file, `disk_mb` MiB in each private folder and in the socket folder, `cpus` CPUs'
+    worth of time (as root, in a cpu cgroup: a kernel that spins many processes cannot starve the submissions
+    graded beside it)."""
 
     memory_gb: float = DEFAULT_MEMORY_GB
-    output_limit: int = OUTPUT_LIMIT
     processes: int = 512
     file_mb: int = 512
     disk_mb: int = 1024
@@ -159,13 +163,16 @@ def python_dirs() -> list[str]:
 def python_aliases() -> dict[str, str]:
     """{path the kernel's Python is started by: the real folder it stands for}, for an environment reached
     through a symlink (a checkout whose .venv links to another's): the sandbox binds the real folders
-    (`python_dirs`), so the symlinked path must exist there too."""
+    (`python_dirs`), so the symlinked path must exist there too. A symlink inside a folder that is bound
+    anyway (a venv whose site-packages links elsewhere) is left as it is: it resolves in the sandbox, and
+    bubblewrap cannot mount over it there."""
     import site
 
     aliases: dict[str, str] = {}
+    bound = python_dirs()
     for path in sorted({os.path.abspath(p) for p in (sys.prefix, sys.exec_prefix, *site.getsitepackages())}):
         real = os.path.realpath(path)
-        inside = any(path.startswith(alias + os.sep) for alias in aliases)
+        inside = any(path.startswith(folder + os.sep) for folder in [*aliases, *bound])
         if path != real and os.path.isdir(real) and not inside:
             aliases[path] = real
     return aliases

@@ -4,7 +4,10 @@ A feedback file holds the student's own results only: per question the points, t
 each failed sub-test with what was expected, the exact failing input and the hint; the manual questions
 with their rubric (and the hand-graded points once merged); the notes and the total. Every piece of text
 from the grader goes through `sanitize` first, so the grader machine's paths, its environment values and
-other students' names never reach a student.
+other students' names never reach a student, and through `names.shown`, so no character acts on what shows
+it. The Markdown reads as plain text: prose stays as it is, and each run of words that Markdown or HTML could
+read as structure (`rnn_output([-6, 4])`, `<path>`, `**`) becomes a code span (`inline`), so nothing a
+student wrote can add a heading, a link or markup.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from typing import NamedTuple
 
 from ..exercises.registry import format_points
 from ..results import QuestionResult, Report, TestResult
+from .names import file_stems, shown
 
 URL_OR_PATH = re.compile(r"(?P<url>https?://\S+)"
                          r"|(?<![\w.~<-])(?:~?/+[\w.@+~-]+(?:/+[\w.@+~-]+)*|[A-Za-z]:\\(?:[\w.@+~-]+\\?)+)/?")
 """A web address (kept), or an absolute path: POSIX from the root or home (`/srv/x.py`, `~/x`, in `file:///x`)
 or Windows (`C:\\x`); not a relative `a/b`, not `1/2`."""
 MIN_SECRET_LENGTH = 6  # shorter environment values ("1", "C", "root") are too common in ordinary text to redact
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+PLAIN_WORD = re.compile(r"[^\W_]+|[.,:;?!()'\"%/+=–—…-]", re.UNICODE)
+"""What a word of plain prose is made of: letters and digits, and punctuation Markdown does not act on inside
+a line."""
+BLOCK_START = re.compile(r"[-+=*_]+|\d+[.)]")
+"""A first word that would start a list, a thematic break or a setext line."""
 STATUS_WORDS = {"passed": "passed", "partial": "partly passed", "failed": "failed",
                 "manual": "to be graded by hand", "not answered": "not answered"}
 
@@ -59,9 +67,40 @@ def sanitize(text: str, own_files: Iterable[str] = (), redact: Iterable[str] = (
     return text
 
 
-def escape(text: str) -> str:
-    """Prose for Markdown: characters Markdown or HTML would interpret are backslash-escaped."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+def _plain(word: str, first: bool) -> bool:
+    """Whether `word` reads the same as Markdown and as plain text (see PLAIN_WORD; no web address, which
+    renderers turn into links); `first`: it starts a line, where list and break markers count too."""
+    if "".join(PLAIN_WORD.findall(word)) != word or "://" in word or word.lower().startswith("www."):
+        return False
+    return not (first and BLOCK_START.fullmatch(word))
+
+
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span: fenced by more backticks than any run inside it, padded where it starts or
+    ends with a backtick."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def inline(text: str, first: bool = False) -> str:
+    """Untrusted `text` as one line of Markdown that reads well as plain text: `shown` (no active characters),
+    plain words as they are, and every run of other words (`rnn_output([-6,`, `4])`, `<path>`, `**bold**`) as
+    one code span, whose content Markdown shows literally. `first`: the text starts a line."""
+    words = shown(text).split()
+    out: list[str] = []
+    run: list[str] = []
+    for index, word in enumerate(words):
+        if _plain(word, first and index == 0):
+            if run:
+                out.append(code_span(" ".join(run)))
+                run = []
+            out.append(word)
+        else:
+            run.append(word)
+    if run:
+        out.append(code_span(" ".join(run)))
+    return " ".join(out)
 
 
 def code_block(text: str) -> str:
@@ -104,14 +143,14 @@ def _test_blocks(test: TestResult, clean: Callable[[str], str]) -> list[Block]:
 
 
 def _question_blocks(q: QuestionResult, clean: Callable[[str], str]) -> list[Block]:
-    """The section of one question."""
+    """The section of one question (a question still to be graded by hand says so once, in its status)."""
     hand_graded = bool(q.rubric) and q.status in ("passed", "partial", "failed")
     earned = "–" if q.status == "manual" else format_points(q.points)
     status = STATUS_WORDS.get(q.status, q.status) + (" (graded by hand)" if hand_graded else "")
     blocks = [Block("heading", f"{q.id}: {clean(q.title)}"),
               Block("text", f", {status}", f"{earned} / {format_points(q.max_points)}")]
     failed = [t for t in q.tests if not t.passed]
-    if q.message and q.message not in {t.explained for t in failed}:  # else it is shown with its sub-test
+    if q.message and q.status != "manual" and q.message not in {t.explained for t in failed}:  # else shown above
         blocks.append(Block("text", clean(q.message)))
     if failed:
         blocks += [Block("text", "Failed tests:"), *(b for t in failed for b in _test_blocks(t, clean))]
@@ -142,14 +181,21 @@ def document(report: Report, redact: Iterable[str] = ()) -> list[Block]:
     return blocks
 
 
+def _shown_lines(text: str) -> str:
+    """`text` with each of its lines `shown` (its line breaks kept)."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
 def _markdown(block: Block) -> str:
     """One block as Markdown."""
     indent = "  " * block.depth
     if block.kind == "code":
-        return "\n".join(indent + line for line in code_block(block.text).splitlines())
-    inline = (f"**{escape(block.lead)}**" if block.lead else "") + escape(block.text)
+        return "\n".join(indent + line for line in code_block(_shown_lines(block.text)).splitlines())
+    text = inline(block.text, first=not block.lead and block.kind == "text")
+    if block.lead:  # the text's leading space (" (0 / 0.75)") separates it from the lead
+        text = f"**{inline(block.lead)}**" + (" " if block.text.startswith(" ") and text else "") + text
     prefix = {"title": "# ", "heading": "## ", "item": indent + "- "}.get(block.kind, "")
-    return prefix + inline
+    return prefix + text
 
 
 def render(report: Report, redact: Iterable[str] = ()) -> str:
@@ -165,10 +211,10 @@ def _html(block: Block) -> str:
     """One block as HTML (every text escaped; nesting shown by indentation)."""
     style = f' style="margin-left: {1.5 * block.depth:g}em"' if block.depth else ""
     if block.kind == "code":
-        return f'<li class="code"{style}><pre><code>{html.escape(block.text)}</code></pre></li>'
-    inline = (f"<strong>{html.escape(block.lead)}</strong>" if block.lead else "") + html.escape(block.text)
+        return f'<li class="code"{style}><pre><code>{html.escape(_shown_lines(block.text))}</code></pre></li>'
+    text = (f"<strong>{html.escape(shown(block.lead))}</strong>" if block.lead else "") + html.escape(shown(block.text))
     tag = {"title": "h1", "heading": "h2", "item": "li"}.get(block.kind, "p")
-    return f"<{tag}{style}>{inline}</{tag}>"
+    return f"<{tag}{style}>{text}</{tag}>"
 
 
 def render_html(report: Report, redact: Iterable[str] = ()) -> str:
@@ -181,22 +227,18 @@ def render_html(report: Report, redact: Iterable[str] = ()) -> str:
             body.append("<ul>" if listed else "</ul>")
         body.append(_html(block))
     body += ["</ul>"] if listed else []
-    title = html.escape(blocks[0].text)
+    title = html.escape(shown(blocks[0].text))
     head = f'<meta charset="utf-8"><title>{title}</title><style>li.code {{ list-style: none }}</style>'
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body)
             + "\n</body>\n</html>\n")
 
 
-def feedback_stem(report: Report) -> str:
-    """The feedback files' name without suffix: the student's name, anything but letters, digits, `.-_` replaced."""
-    return re.sub(r"[^\w.-]", "_", report.student).strip(".") or "student"
-
-
-def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), with_html: bool = False) -> Path:
-    """Write `folder/<student>.md`, and `<student>.html` when `with_html` (the folder is created); returns the
-    Markdown file's path."""
+def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), with_html: bool = False,
+                   stem: str | None = None) -> Path:
+    """Write `folder/<stem>.md`, and `<stem>.html` when `with_html` (the folder is created); returns the Markdown
+    file's path. `stem` defaults to the student's own (`names.file_stems`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{feedback_stem(report)}.md"
+    path = folder / f"{stem or file_stems([report.student])[report.student]}.md"
     path.write_text(render(report, redact), encoding="utf-8")
     if with_html:
         path.with_suffix(".html").write_text(render_html(report, redact), encoding="utf-8")
@@ -204,6 +246,8 @@ def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), wit
 
 
 def write_all_feedback(reports: list[Report], folder: Path, with_html: bool = False) -> list[Path]:
-    """One feedback file per report (see `write_feedback`), each with every other student's name redacted."""
+    """One feedback file per report (see `write_feedback`), each with every other student's name redacted, each
+    student's file name their own (`names.file_stems`: `bob` and `bob.` never share one)."""
     names = [r.student for r in reports]
-    return [write_feedback(report, folder, names, with_html) for report in reports]
+    stems = file_stems(names)
+    return [write_feedback(report, folder, names, with_html, stems[report.student]) for report in reports]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from hw3.errors import HW3Error
 
 from ..exercises.registry import Homework, format_points
 from ..results import QuestionResult, Report
+from .names import csv_cell, from_csv_cell, shown
+from .report import write_atomic
 
 STUDENT_COLUMN = "student"
 
@@ -29,13 +32,20 @@ def manual_ids(homework: Homework) -> list[str]:
     return [q.id for q in homework.manual()]
 
 
-def write_template(students: list[str], path: Path, homework: Homework) -> Path:
-    """A blank scores sheet: a `student` column with `students`, one empty column per manual question."""
+def template(students: list[str], homework: Homework) -> str:
+    """A blank scores sheet: a `student` column with `students` (`names.csv_cell`: a spreadsheet runs none of
+    them, and `read_scores` reads them back), one empty column per manual question."""
     ids = manual_ids(homework)
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([STUDENT_COLUMN, *ids])
-        writer.writerows([student, *([""] * len(ids))] for student in students)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([STUDENT_COLUMN, *ids])
+    writer.writerows([csv_cell(student), *([""] * len(ids))] for student in students)
+    return out.getvalue()
+
+
+def write_template(students: list[str], path: Path, homework: Homework) -> Path:
+    """Write the blank scores sheet of `students` (`template`) to `path`, atomically."""
+    write_atomic(path, template(students, homework))
     return path
 
 
@@ -101,12 +111,12 @@ def read_scores(path: Path, students: list[str], homework: Homework) -> dict[str
     known = set(students)
     scores: dict[str, dict[str, float]] = {}
     for line, row in rows:
-        student = row[0].strip()
+        student = from_csv_cell(row[0].strip(), students) or row[0].strip()
         if student not in known:
-            raise ManualScoresError(f"{path} line {line}: unknown student {student!r}: use the names of the graded "
-                                    f"submissions, as in the grades CSV")
+            raise ManualScoresError(f"{path} line {line}: unknown student {shown(row[0].strip())!r}: use the names of "
+                                    f"the graded submissions, as in the grades CSV")
         if student in scores:
-            raise ManualScoresError(f"{path} line {line}: {student!r} is listed twice: keep one row per student")
+            raise ManualScoresError(f"{path} line {line}: {shown(student)!r} is listed twice: keep one row per student")
         if len(row) > len(header):
             raise ManualScoresError(f"{path} line {line}: {len(row)} cells for {len(header)} columns: remove the "
                                     f"extra cells")

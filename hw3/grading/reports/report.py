@@ -1,5 +1,9 @@
 """Rendering results.Report objects: a terminal table, JSON, Gradescope's results.json, a CSV with one row
-per student, and the atomic file writes every output goes through."""
+per student, and the atomic file writes every output goes through.
+
+Names, notes and messages come from students: the table shows them through `names.shown` (nothing reaches
+the terminal that could move its cursor or start a line), and the CSV through `names.csv_cell` (nothing a
+spreadsheet would run)."""
 
 from __future__ import annotations
 
@@ -15,19 +19,20 @@ from pathlib import Path
 
 from ..exercises.registry import format_points
 from ..results import QuestionResult, Report
+from .names import csv_cell, shown
 
 
 def table(report: Report) -> str:
     """The per-question table of one submission, with its total and notes."""
-    lines = [report.submission]
+    lines = [shown(report.submission)]
     for q in report.questions:
         earned = "-" if q.status == "manual" else format_points(q.points)
-        row = f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {q.message}"
+        row = f"  {q.id:<12} {q.status:<7} {earned:>4} / {format_points(q.max_points):<4} {shown(q.message)}"
         lines.append(row.rstrip())
     manual = sum(q.max_points for q in report.questions if q.status == "manual")
     lines.append(f"  {'total':<12} {'':<7} {format_points(report.total):>4} / {format_points(report.max_total):<4} "
                  f"({format_points(manual)} points are graded by hand)")
-    lines.extend(f"  note: {note}" for note in report.notes)
+    lines.extend(f"  note: {shown(note)}" for note in report.notes)
     return "\n".join(lines)
 
 
@@ -67,25 +72,22 @@ def gradescope(report: Report) -> dict:
             "output": render(report), "output_format": "md"}
 
 
-def to_gradescope(reports: list[Report]) -> str:
-    """Gradescope results for one submission (a list of them for several)."""
-    return _one_or_list([gradescope(r) for r in reports])
+def to_gradescope(report: Report) -> str:
+    """Gradescope's results.json of one submission, as text."""
+    return json.dumps(gradescope(report), indent=2, ensure_ascii=False) + "\n"
 
 
 def to_csv(reports: list[Report]) -> str:
-    """One row per student: points per question (blank when graded by hand), total."""
+    """One row per student: the student (`names.csv_cell`), points per question (blank when graded by hand),
+    total."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     ids = list(dict.fromkeys(q.id for report in reports for q in report.questions))  # the homework's order
     writer.writerow(["student", *ids, "total"])
     for report in reports:
         points = {q.id: "" if q.status == "manual" else format_points(q.points) for q in report.questions}
-        writer.writerow([report.student, *(points.get(qid, "") for qid in ids), format_points(report.total)])
+        writer.writerow([csv_cell(report.student), *(points.get(qid, "") for qid in ids), format_points(report.total)])
     return out.getvalue()
-
-
-RENDERERS = {"json": to_json, "csv": to_csv, "gradescope": to_gradescope}
-"""Output option name -> renderer of a list of reports."""
 
 
 def unwritable(target: Path) -> str | None:

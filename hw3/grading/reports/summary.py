@@ -16,11 +16,12 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..exercises.registry import format_points
 from ..results import QuestionResult, Report
-from .feedback import escape
-from .similarity import REFERENCE, Finding
+from .feedback import inline
+from .similarity import REFERENCE, STUB_UNCHANGED, Finding
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?!\w)")
 MASK = "…"
@@ -60,7 +61,7 @@ def _status_table(reports: Sequence[Report]) -> list[str]:
         results = [r.question(first.id) for r in reports]
         counts = Counter(q.status for q in results)
         mean = statistics.fmean(q.points for q in results)
-        lines.append(f"| {escape(first.id)} | {format_points(first.max_points)} | "
+        lines.append(f"| {inline(first.id)} | {format_points(first.max_points)} | "
                      + " | ".join(str(counts[s]) for s in STATUSES) + f" | {mean:.2f} |")
     return lines
 
@@ -71,46 +72,68 @@ def _reason_lines(reports: Sequence[Report]) -> list[str]:
     for first in reports[0].questions:
         reasons = common_reasons(reports, first.id)
         if reasons:
-            lines += [f"- **{escape(first.id)}**"]
-            lines += [f"  - {count} × {escape(reason)}" for reason, count in reasons]
+            lines += [f"- **{inline(first.id)}**"]
+            lines += [f"  - {count} × {inline(reason)}" for reason, count in reasons]
     return lines or ["No question lost points."]
 
 
 def finding_line(finding: Finding) -> str:
-    """One similarity finding as a bullet."""
-    other = "the answer key or hw3's own code" if finding.b == REFERENCE else escape(finding.b)
-    return f"- {escape(finding.question)}: {escape(finding.a)} and {other}, {finding.similarity:.0%} similar"
+    """One finding as a bullet: two near-identical solutions, or a question earning points with its stub in place."""
+    if finding.b == STUB_UNCHANGED:
+        return (f"- {inline(finding.question)}: {inline(finding.a)} passes with its stub unchanged (the code that runs "
+                f"stands elsewhere in the notebook)")
+    other = "the answer key or hw3's own code" if finding.b == REFERENCE else inline(finding.b)
+    return f"- {inline(finding.question)}: {inline(finding.a)} and {other}, {finding.similarity:.0%} similar"
+
+
+def hand_graded_line(reports: Sequence[Report]) -> str:
+    """How the points graded by hand stand: out of how many, merged for how many students, their mean."""
+    manual = [q.id for q in reports[0].questions if q.by_hand]
+    maximum = format_points(sum(reports[0].question(qid).max_points for qid in manual))
+    merged = [r for r in reports if all(r.question(qid).status != "manual" for qid in manual)]
+    started = [r for r in reports if any(r.question(qid).status != "manual" for qid in manual)]
+    line = f"- Points graded by hand: {maximum} of the {format_points(reports[0].max_total)}"
+    if not started:
+        return line + "; not merged yet (hw3 grade --manual scores.csv), so the totals leave them out"
+    mean = statistics.fmean(sum(r.question(qid).points for qid in manual) for r in merged) if merged else 0.0
+    return (line + f"; merged for {len(merged)} of {len(reports)} students"
+            + (f" (mean {mean:.2f} / {maximum})" if merged else "")
+            + (f", in part for {len(started) - len(merged)} more" if len(started) > len(merged) else ""))
 
 
 def render(reports: Sequence[Report], findings: Sequence[Finding] = ()) -> str:
     """summary.md for `reports` (at least one) and the similarity `findings`."""
     totals = [r.total for r in reports]
-    manual = sum(q.max_points for q in reports[0].questions if q.rubric)
+    full = format_points(reports[0].max_total)
     lines = ["# Homework 3: class summary", "",
              f"- Students: {len(reports)}",
-             f"- Mean total: {statistics.fmean(totals):.2f} / {format_points(reports[0].max_total)}",
-             f"- Median total: {format_points(statistics.median(totals))}",
-             f"- Points graded by hand: {format_points(manual)} (counted once merged from the scores sheet)", "",
+             f"- Mean total: {statistics.fmean(totals):.2f} / {full}",
+             f"- Median total: {format_points(statistics.median(totals))} / {full}",
+             hand_graded_line(reports), "",
              f"![Histogram of the totals]({HISTOGRAM})", "",
              "## Questions", "", *_status_table(reports), "",
              "## Most common reasons for losing points", "",
              "Numbers in the messages are masked (…) so that the same mistake groups together.", "",
              *_reason_lines(reports), "",
              "## For a person to look at", "",
-             "Near-identical solutions (see hw3/grading/similarity.py). They are evidence to read, not a verdict: "
-             "no grade was changed because of them.", "",
+             "Near-identical solutions, compared over the code that defines what each check hands the grader, and "
+             "questions that earn points while their stub is unchanged (see hw3/grading/reports/similarity.py). "
+             "They are evidence to read, not a verdict: no grade was changed because of them.", "",
              *([finding_line(f) for f in findings] or ["No near-identical solutions."])]
     return "\n".join(lines) + "\n"
 
 
 def plot_histogram(reports: Sequence[Report], path: Path) -> Path:
-    """A histogram of the totals (one bar per point, 0 to the maximum), drawn without a display."""
+    """A histogram of the totals, drawn without a display: one bar per point from 0 to the homework's full total
+    (the last bar holds the full total itself), students counted in whole numbers."""
     figure = Figure(figsize=(6, 3.5))
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    maximum = reports[0].max_total
-    axes.hist([r.total for r in reports], bins=range(int(maximum) + 2), edgecolor="white")
-    axes.set_xlabel(f"total points (of {format_points(maximum)})")
+    maximum = int(reports[0].max_total)
+    axes.hist([min(max(r.total, 0), maximum) for r in reports], bins=range(maximum + 1), edgecolor="white")
+    axes.set_xlim(0, maximum)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(f"total points (of {format_points(reports[0].max_total)})")
     axes.set_ylabel("students")
     axes.set_title(f"Homework 3: totals of {len(reports)} students")
     figure.tight_layout()
