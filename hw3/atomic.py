@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import HW3Error
@@ -100,3 +101,21 @@ def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> N
 def write_text_atomic(path: str | Path, text: str) -> None:
     """`write_bytes_atomic` of `text` encoded as UTF-8."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that needs a file name (SQLite, matplotlib), renamed over
+    `path` when the block succeeds and removed when it fails; it gets the mode a new file would (the umask).
+    Refuses a `path` that is not a regular file, like `write_bytes_atomic`."""
+    path = Path(path)
+    check_target(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        temp.chmod(_default_mode())
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -12,9 +12,9 @@ later question that uses the buggy function (a loop that calls a broken `evaluat
 `SUBMISSIONS[student]` picks one variant per question; `FORGED` is issue 16's class-2 attack (every stub left
 unsolved, the kernel-side probe replaced by canned data); `KEY` is the mini course's answer key (the real
 keys' solutions) and is graded as a control. None of this code appears in the other tests' fixtures
-(tests/test_grading_end_to_end.py, tests/test_exercises.py).
+(tests/grading/test_grading_end_to_end.py, tests/grading/exercises/test_exercises.py).
 
-`notebook(solutions)` builds the mini homework of tests/test_grading_end_to_end.py's shape: a setup cell,
+`notebook(solutions)` builds the mini homework of tests/grading/test_grading_end_to_end.py's shape: a setup cell,
 then per question its code cell (the solution region, with the homework's given code around it for q4.3d)
 and the answer keys' own check cell. Its model is the homework's BERTGRUSentiment over a tiny random BERT,
 trained on the grading corpus (graded notebooks load it as their embedded sample).

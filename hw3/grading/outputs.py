@@ -19,6 +19,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw3.atomic import write_text_atomic
 from hw3.errors import HW3Error
 
 from .course import Course
@@ -113,11 +114,11 @@ class Outputs:
         try:
             for target, render in ((self.json, rendering.to_json), (self.csv, rendering.to_csv)):
                 if target is not None:
-                    rendering.write_atomic(target, render(reports))
+                    write_text_atomic(target, render(reports))
             if (target := self.gradescope) is not None:
                 write_gradescope(target, reports)
             if (target := self.manual_template) is not None:
-                rendering.write_atomic(target, template([r.student for r in reports], self.course.homework))
+                write_text_atomic(target, template([r.student for r in reports], self.course.homework))
             if (target := self.feedback) is not None and reports:
                 from .reports.feedback import write_all_feedback
 
@@ -146,9 +147,9 @@ def write_gradescope(target: Path, reports: list[Report]) -> None:
     """Gradescope's results.json: to `target` for one report (unless it is a folder), else one file per student
     in the folder `target` (made when missing), named by `names.file_stems`."""
     if len(reports) == 1 and not target.is_dir():
-        rendering.write_atomic(target, rendering.to_gradescope(reports[0]))
+        write_text_atomic(target, rendering.to_gradescope(reports[0]))
         return
     target.mkdir(exist_ok=True)
     stems = file_stems([r.student for r in reports])
     for report in reports:
-        rendering.write_atomic(target / f"{stems[report.student]}.json", rendering.to_gradescope(report))
+        write_text_atomic(target / f"{stems[report.student]}.json", rendering.to_gradescope(report))

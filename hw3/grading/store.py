@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hw3.atomic import replacing
 from hw3.errors import HW3Error
 
-from .reports.report import replacing
 from .results import GRADER_VERSION, Report
 
 SCHEMA = """

@@ -12,12 +12,13 @@ student wrote can add a heading, a link or markup.
 
 from __future__ import annotations
 
-import html
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import NamedTuple
+
+from hw3.atomic import write_text_atomic
 
 from ..exercises.registry import format_points
 from ..results import QuestionResult, Report, TestResult
@@ -115,7 +116,7 @@ def _points(earned: float, maximum: float) -> str:
 
 
 class Block(NamedTuple):
-    """One piece of a feedback document, rendered the same way as Markdown and as HTML.
+    """One piece of a feedback document, rendered as Markdown (`render`).
 
     `kind` is title, heading, text (a paragraph), item (a bullet) or code (a block of code, kept verbatim);
     `lead` is shown in bold before `text`; `depth` nests bullets and code (0: top level).
@@ -207,47 +208,18 @@ def render(report: Report, redact: Iterable[str] = ()) -> str:
     return "".join(out) + "\n"
 
 
-def _html(block: Block) -> str:
-    """One block as HTML (every text escaped; nesting shown by indentation)."""
-    style = f' style="margin-left: {1.5 * block.depth:g}em"' if block.depth else ""
-    if block.kind == "code":
-        return f'<li class="code"{style}><pre><code>{html.escape(_shown_lines(block.text))}</code></pre></li>'
-    text = (f"<strong>{html.escape(shown(block.lead))}</strong>" if block.lead else "") + html.escape(shown(block.text))
-    tag = {"title": "h1", "heading": "h2", "item": "li"}.get(block.kind, "p")
-    return f"<{tag}{style}>{text}</{tag}>"
-
-
-def render_html(report: Report, redact: Iterable[str] = ()) -> str:
-    """The same feedback as a standalone HTML page (see `document`)."""
-    blocks = document(report, redact)
-    body, listed = [], False
-    for block in blocks:
-        if (block.kind in LISTED) != listed:
-            listed = not listed
-            body.append("<ul>" if listed else "</ul>")
-        body.append(_html(block))
-    body += ["</ul>"] if listed else []
-    title = html.escape(shown(blocks[0].text))
-    head = f'<meta charset="utf-8"><title>{title}</title><style>li.code {{ list-style: none }}</style>'
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body)
-            + "\n</body>\n</html>\n")
-
-
-def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), with_html: bool = False,
-                   stem: str | None = None) -> Path:
-    """Write `folder/<stem>.md`, and `<stem>.html` when `with_html` (the folder is created); returns the Markdown
-    file's path. `stem` defaults to the student's own (`names.file_stems`)."""
+def write_feedback(report: Report, folder: Path, redact: Iterable[str] = (), stem: str | None = None) -> Path:
+    """Write `folder/<stem>.md` (the folder is created) and return its path. `stem` defaults to the student's own
+    (`names.file_stems`)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem or file_stems([report.student])[report.student]}.md"
-    path.write_text(render(report, redact), encoding="utf-8")
-    if with_html:
-        path.with_suffix(".html").write_text(render_html(report, redact), encoding="utf-8")
+    write_text_atomic(path, render(report, redact))
     return path
 
 
-def write_all_feedback(reports: list[Report], folder: Path, with_html: bool = False) -> list[Path]:
+def write_all_feedback(reports: list[Report], folder: Path) -> list[Path]:
     """One feedback file per report (see `write_feedback`), each with every other student's name redacted, each
     student's file name their own (`names.file_stems`: `bob` and `bob.` never share one)."""
     names = [r.student for r in reports]
     stems = file_stems(names)
-    return [write_feedback(report, folder, names, with_html, stems[report.student]) for report in reports]
+    return [write_feedback(report, folder, names, stems[report.student]) for report in reports]

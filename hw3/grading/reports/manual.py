@@ -13,12 +13,12 @@ import io
 import math
 from pathlib import Path
 
+from hw3.atomic import write_text_atomic
 from hw3.errors import HW3Error
 
 from ..exercises.registry import Homework, format_points
 from ..results import QuestionResult, Report
 from .names import csv_cell, from_csv_cell, shown
-from .report import write_atomic
 
 STUDENT_COLUMN = "student"
 
@@ -45,7 +45,7 @@ def template(students: list[str], homework: Homework) -> str:
 
 def write_template(students: list[str], path: Path, homework: Homework) -> Path:
     """Write the blank scores sheet of `students` (`template`) to `path`, atomically."""
-    write_atomic(path, template(students, homework))
+    write_text_atomic(path, template(students, homework))
     return path
 
 

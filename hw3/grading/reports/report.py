@@ -1,5 +1,5 @@
 """Rendering results.Report objects: a terminal table, JSON, Gradescope's results.json, a CSV with one row
-per student, and the atomic file writes every output goes through.
+per student, and whether a path can take one of them (`unwritable`).
 
 Names, notes and messages come from students: the table shows them through `names.shown` (nothing reaches
 the terminal that could move its cursor or start a line), and the CSV through `names.csv_cell` (nothing a
@@ -10,11 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import stat
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..exercises.registry import format_points
@@ -102,27 +98,3 @@ def unwritable(target: Path) -> str | None:
     if not target.parent.is_dir():
         return f"cannot write {target}: the folder {target.parent} does not exist"
     return None
-
-
-@contextmanager
-def replacing(target: Path) -> Iterator[Path]:
-    """A temporary path in `target`'s folder, renamed to `target` when the block succeeds (removed when it
-    fails), so a reader never sees half a file; it gets the permissions a new file would (the umask)."""
-    target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    temp = Path(name)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        temp.chmod(0o666 & ~umask)
-        yield temp
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def write_atomic(target: Path, text: str) -> None:
-    """Write `text` to `target` atomically (OSError when its folder is not writable)."""
-    with replacing(target) as temp:
-        temp.write_text(text, encoding="utf-8", newline="")

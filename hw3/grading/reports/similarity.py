@@ -284,8 +284,8 @@ def review(submissions: list[Submission], reports: list[Report], course: "Course
 
 
 def reference_sources(course: "Course", released: Released | None = None) -> dict[str, tuple[str, ...]]:
-    """Question id -> the answer key's solution and the source of hw3's own implementation(s) of the exercise
-    (its kind's `references`: published with hw3, so a copy of them is worth a look too)."""
+    """Question id -> the source of hw3's own implementation(s) of the exercise (its kind's `references`: published
+    with hw3, so a copy of them is worth a look too), then the answer key's solution."""
     released = released or load_released(course)
     keys = _solutions(((nb.cells, check_calls(nb.cells)) for nb in course.keys.values()), released)
 
@@ -295,8 +295,8 @@ def reference_sources(course: "Course", released: Released | None = None) -> dic
         for part in qualname.split("."):
             obj = getattr(obj, part)
         return inspect.getsource(obj)
-    return {q.id: tuple(filter(None, (keys.get(q.id), *map(source, KINDS[q.exercise_kind].references))))
-            for q in course.homework.automatic()}
+    return {q.id: tuple(filter(None, (*map(source, KINDS[q.exercise_kind].references), keys.get(q.id))))
+            for q in course.homework.automatic()}  # hw3's first: `_reference_solutions` joins them from the first
 
 
 def _reference_solutions(sources: tuple[str, ...]) -> tuple[str, ...]:

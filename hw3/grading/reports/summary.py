@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hw3.atomic import replacing, write_text_atomic
+
 from ..exercises.registry import format_points
 from ..results import QuestionResult, Report
 from .feedback import inline
@@ -137,7 +139,8 @@ def plot_histogram(reports: Sequence[Report], path: Path) -> Path:
     axes.set_ylabel("students")
     axes.set_title(f"Homework 3: totals of {len(reports)} students")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with replacing(path) as temp:
+        figure.savefig(temp, dpi=100, format="png")
     return path
 
 
@@ -151,5 +154,5 @@ def write_summary(reports: Sequence[Report], folder: Path, findings: Sequence[Fi
     folder.mkdir(parents=True, exist_ok=True)
     plot_histogram(reports, folder / HISTOGRAM)
     path = folder / "summary.md"
-    path.write_text(render(reports, findings), encoding="utf-8")
+    write_text_atomic(path, render(reports, findings))
     return path

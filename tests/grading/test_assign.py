@@ -13,7 +13,7 @@ from grading_helpers import FIXTURE, SPEC, hw3, load_homework_file, mini_homewor
 from hw3.grading.assign import AssignError, strip_answers, strip_solutions, student_cell
 from hw3.grading.kernel.sandbox import available
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOMEWORK = load_homework_file(REPO / "answers" / "questions.toml")
 needs_kernels = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start: {available()}")
 
@@ -228,7 +228,7 @@ def test_the_setup_cells_checks_line_gets_the_courses_digest():
 
 
 def test_the_released_notebooks_agree_with_questions_toml():
-    root = Path(__file__).resolve().parents[1] / "notebooks"
+    root = Path(__file__).resolve().parents[2] / "notebooks"
     text = "".join(json.loads(p.read_text(encoding="utf-8"))["cells"].__repr__() for p in sorted(root.glob("*.ipynb")))
     assert "(3 points: 2 automatic, 1 graded by hand)" in text and "points q" not in text
     assert "y1, y2, y3 ≈" not in text  # the Q3(b) demo that prints the written answer stays in the key

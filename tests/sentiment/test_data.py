@@ -18,7 +18,7 @@ from hw3.sentiment.data import (
 )
 from hw3.errors import HW3Error
 
-SHARED_IMDB_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-sample" / "aclImdb"
+SHARED_IMDB_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb-sample" / "aclImdb"
 
 
 def write_aclimdb(root: Path, counts: dict[tuple[str, str], int]) -> Path:

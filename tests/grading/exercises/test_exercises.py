@@ -20,7 +20,7 @@ from hw3.grading.exercises.checks import key_answer, run_check, score_safely, su
 from hw3.sentiment import training
 from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
 
-HOMEWORK = load_homework_file(Path(__file__).resolve().parents[1] / "answers" / "questions.toml")
+HOMEWORK = load_homework_file(Path(__file__).resolve().parents[3] / "answers" / "questions.toml")
 
 
 def grade(qid: str, *objects, key: tuple, seed: int = 7, graded: bool = False, **grader):
@@ -701,7 +701,7 @@ def test_no_hint_or_message_quotes_the_answer_keys_solutions():
 
     from hw3.grading.assign import BEGIN_SOLUTION, END_SOLUTION
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     lines = []
     for key in (root / "answers").glob("*.ipynb"):
         for cell in json.loads(key.read_text(encoding="utf-8"))["cells"]:

@@ -22,7 +22,7 @@ from hw3.grading.assign import render, student_notebook
 from hw3.grading.results import GRADER_VERSION
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}  # the exercises the fixture checks
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 FAKE_HARNESS = '''\
 import importlib.abc, importlib.machinery, json, sys

@@ -21,7 +21,7 @@ from grading_helpers import load_homework_file
 
 from hw3.grading.kernel.sandbox import available
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ROOT / "answers"
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
 HOMEWORK = load_homework_file(ANSWERS / "questions.toml")

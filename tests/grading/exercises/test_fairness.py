@@ -28,7 +28,7 @@ pytestmark = [
 ]
 
 STUDENTS = (KEY_NAME, *SUBMISSIONS, FORGED_NAME)
-SPEC = Path(__file__).resolve().parents[1] / "answers" / "questions.toml"
+SPEC = Path(__file__).resolve().parents[3] / "answers" / "questions.toml"
 HOMEWORK = load_homework_file(SPEC)
 FALSE_FAIL, FALSE_PASS, WRONG_TEST = "false fail", "false pass", "wrong sub-test"
 

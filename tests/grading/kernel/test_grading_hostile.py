@@ -22,7 +22,7 @@ from hw3.grading.kernel.sandbox import available
 from hw3.grading.notebook import NotebookError, read_notebook
 
 CHECKED = {"q2": 1.5, "q3a": 0.5, "q3b": 2, "q4.3a": 2}
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SECRET = "hw3-test-secret-value"
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"the sandbox cannot start here: {available()}")

@@ -344,18 +344,18 @@ def test_end_to_end_with_kernels_the_second_run_reuses_the_store(tmp_path, monke
 
 
 def test_a_second_ctrl_c_while_writing_the_outputs_is_one_line_and_keeps_the_store(course, capsys, monkeypatch):
-    from hw3.grading.reports import report
+    from hw3.grading import outputs
 
     def interrupted(target, text):
         raise KeyboardInterrupt
 
-    write_atomic = report.write_atomic
-    monkeypatch.setattr(report, "write_atomic", interrupted)
+    write_atomic = outputs.write_text_atomic
+    monkeypatch.setattr(outputs, "write_text_atomic", interrupted)
     assert grade(course, "--json", "out.json") == 130
     assert capsys.readouterr().err.splitlines()[-1] == ("hw3 grade: error: interrupted: everything graded so far is in the "
                                                         "store; run the same command again to finish")
     again = FakeGrader()
-    monkeypatch.setattr(report, "write_atomic", write_atomic)
+    monkeypatch.setattr(outputs, "write_text_atomic", write_atomic)
     assert grade(course, "--json", "out.json", fake=again) == 0
     assert again.calls == [] and len(read_json(Path("out.json"))) == 5
 

@@ -13,7 +13,7 @@ from hw3.sentiment.data import read_split
 from hw3.sentiment.tokenizer import _encode_rust, encode_batch
 from hw3.sentiment.wordpiece import cached_wordpiece, is_bert_uncased, is_plain
 
-SHARED_IMDB_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb-sample" / "aclImdb"
+SHARED_IMDB_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb-sample" / "aclImdb"
 
 # Words and characters that exercise every branch: punctuation, digits, case, accents, CJK, emoji, control
 # and zero-width characters, non-breaking and ideographic spaces, special-token strings, >100-char words.

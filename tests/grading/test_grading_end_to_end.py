@@ -19,7 +19,7 @@ from grading_helpers import hw3, load_homework_file, rows
 
 from hw3.grading.kernel.sandbox import available
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOMEWORK = load_homework_file(REPO / "answers" / "questions.toml")
 
 pytestmark = [
@@ -28,15 +28,25 @@ pytestmark = [
 ]
 
 SETUP = """\
+import os
 import torch
 from torch import nn
 from hw3.grading import check
-from hw3.sentiment.model import BERTGRUSentiment, tiny_bert
-from hw3.sentiment.tokenizer import load_tokenizer
-tokenizer = load_tokenizer("bundled")
+from hw3.sentiment.batching import BucketIterator
+from hw3.sentiment.data import load_splits, resolve_data
+from hw3.sentiment.encoders import load_bert, resolve_encoder
+from hw3.sentiment.features import cache_features
+from hw3.sentiment.model import BERTGRUSentiment
+from hw3.sentiment.tokenizer import encode_batch, load_tokenizer
+encoder = resolve_encoder("auto")
+tokenizer, bert = load_tokenizer(encoder), load_bert(encoder)
 max_input_length = tokenizer.model_max_length
 init_token_idx, eos_token_idx = tokenizer.cls_token_id, tokenizer.sep_token_id
 splits = None
+valid = load_splits(resolve_data("auto"), seed=1234).valid
+valid_ids = encode_batch(tokenizer, [r.text for r in valid], max_input_length)
+valid_iterator = BucketIterator(valid_ids, [r.label for r in valid], 128, shuffle=False,
+                                pad_id=tokenizer.pad_token_id, seed=1234)
 """
 
 CHECKS = {
@@ -57,7 +67,7 @@ STYLE_A = {
     "q4.1a": "vocab_size = len(tokenizer.vocab)",
     "q4.1b": "from hw3.sentiment.data import load_splits\nsplits = load_splits('auto')\n"
              "sizes = (len(splits.train), len(splits.valid), len(splits.test))",
-    "q4.2a": "model = BERTGRUSentiment(tiny_bert(0, vocab_size=len(tokenizer)), 256, 1, 2, True, 0.25)",
+    "q4.2a": "model = BERTGRUSentiment(bert, 256, 1, 2, True, 0.25)",
     "q4.2b": "def count_parameters(model):\n    return sum(p.numel() for p in model.parameters() if p.requires_grad)",
     "q4.2c": "for name, param in model.named_parameters():\n    if name.startswith('bert'):\n"
              "        param.requires_grad = False",
@@ -72,8 +82,9 @@ STYLE_A = {
              "            epoch_loss += criterion(predictions, y).item()\n"
              "            epoch_acc += binary_accuracy(predictions, y).item()\n"
              "    return epoch_loss / len(iterator), epoch_acc / len(iterator)",
-    "q4.3d": "CHECKPOINT = 'best.pt'\nhistory = [{'epoch': 1, 'train_loss': 0.6, 'train_acc': 0.7, 'valid_loss': 0.5, "
-             "'valid_acc': 0.8}]\ntorch.save(model.head_state_dict(), CHECKPOINT)",
+    "q4.3d": "CHECKPOINT = 'best.pt'\nvalid_loss, valid_acc = evaluate(model, cache_features(model, valid_iterator), "
+             "nn.BCEWithLogitsLoss())\nhistory = [{'epoch': 1, 'train_loss': 0.6, 'train_acc': 0.7, "
+             "'valid_loss': valid_loss, 'valid_acc': valid_acc}]\ntorch.save(model.head_state_dict(), CHECKPOINT)",
     "q4.4a": "def predict_sentiment(model, tokenizer, sentence):\n    model.eval()\n"
              "    tokens = tokenizer.tokenize(sentence)[: max_input_length - 2]\n"
              "    indexed = [init_token_idx] + tokenizer.convert_tokens_to_ids(tokens) + [eos_token_idx]\n"
@@ -92,8 +103,7 @@ STYLE_B = {
     "q4.1a": "vocab_size = tokenizer.vocab_size",
     "q4.1b": "from hw3.sentiment.data import load_splits\nsizes = [len(part) for part in load_splits('sample')]",
     "q4.2a": "HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, BIDIRECTIONAL, DROPOUT = 256, 1, 2, True, 0.25\n"
-             "model = BERTGRUSentiment(tiny_bert(1, vocab_size=len(tokenizer)), HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, "
-             "BIDIRECTIONAL, DROPOUT)",
+             "model = BERTGRUSentiment(bert, HIDDEN_DIM, OUTPUT_DIM, N_LAYERS, BIDIRECTIONAL, DROPOUT)",
     "q4.2b": "def count_parameters(model):\n    total = 0\n    for p in model.parameters():\n        if p.requires_grad:\n"
              "            total += p.numel()\n    return total",
     "q4.2c": "for p in model.bert.parameters():\n    p.requires_grad_(False)",
@@ -104,15 +114,17 @@ STYLE_B = {
              "        losses.append(loss.item())\n        accs.append(((logits > 0).float() == y).float().mean().item())\n"
              "    return sum(losses) / len(losses), sum(accs) / len(accs)",
     "q4.3c": "@torch.no_grad()\ndef evaluate(model, iterator, criterion):\n    model.eval()\n"
-             "    pairs = [(criterion(model(x).squeeze(1), y).item(), binary_accuracy(model(x).squeeze(1), y).item())"
+             "    pairs = [(criterion(model(x).squeeze(1), y).item(), float(binary_accuracy(model(x).squeeze(1), y)))"
              " for x, y in iterator]\n    return tuple(sum(v) / len(pairs) for v in zip(*pairs))",
-    "q4.3d": "CHECKPOINT = 'runs/best.pt'\nimport os\nos.makedirs('runs', exist_ok=True)\n"
-             "history = [dict(epoch=1, train_loss=0.6, train_acc=0.7, valid_loss=0.5, valid_acc=0.8)]\n"
+    "q4.3d": "CHECKPOINT = 'runs/best.pt'\nos.makedirs('runs', exist_ok=True)\n"
+             "loss, acc = evaluate(model, cache_features(model, valid_iterator), nn.BCEWithLogitsLoss())\n"
+             "history = [dict(epoch=1, train_loss=0.6, train_acc=0.7, valid_loss=loss, valid_acc=acc)]\n"
              "torch.save(model.state_dict(), CHECKPOINT)",
     "q4.4a": "def predict_sentiment(model, tokenizer, sentence):\n    model.eval()\n"
              "    ids = tokenizer.encode(sentence, truncation=True, max_length=512)\n    with torch.no_grad():\n"
              "        logit = model(torch.tensor([ids]))[0, 0]\n    return float(1 / (1 + torch.exp(-logit)))",
-    "q4.4b": "predictions = {'Justice League is terrible. I hated it.': 0.1, 'A moving film.': 0.9, 'Dull.': 0.2}",
+    "q4.4b": "predictions = dict((review, predict_sentiment(model, tokenizer, review)) for review in\n"
+             "                   ('Justice League is terrible. I hated it.', 'A moving film.', 'Dull.'))",
 }
 
 # question -> (the mistaken solution, the sub-test it must lose)
@@ -122,12 +134,13 @@ MISTAKES_1 = {
            "ties (h_T = 0) and near-ties (h_T = ±1)"),
     "q3b": ("def self_attention(X):\n    E = torch.exp(X @ X.T)\n    W = E / E.sum(1, keepdim=True)\n    return W, W @ X",
             "finite for huge β"),
-    "q4.2a": ("model = BERTGRUSentiment(tiny_bert(0, vocab_size=len(tokenizer)), 256, 2, 2, True, 0.25)", "output size"),
+    "q4.2a": ("model = BERTGRUSentiment(bert, 128, 1, 2, True, 0.25)", "GRU layers, hidden size and direction"),
     "q4.3a": ("def binary_accuracy(preds, y):\n    return 100 * (torch.round(torch.sigmoid(preds)) == y).float().mean()",
               "a fraction in [0, 1]"),
     "q4.3b": (STYLE_A["q4.3b"].replace("        optimizer.zero_grad()\n", ""), "updates the model like the answer key"),
     "q4.3c": (STYLE_A["q4.3c"].replace("    model.eval()\n", ""), "eval mode"),
-    "q4.3d": ("CHECKPOINT = 'best.pt'\nhistory = [{'train_loss': 0.6, 'train_acc': 0.7, 'valid_loss': 0.5}]\n"
+    "q4.3d": ("CHECKPOINT = 'best.pt'\nvalid_loss, _ = evaluate(model, cache_features(model, valid_iterator), "
+              "nn.BCEWithLogitsLoss())\nhistory = [{'train_loss': 0.6, 'train_acc': 0.7, 'valid_loss': valid_loss}]\n"
               "torch.save(model.head_state_dict(), CHECKPOINT)", "the four values of each epoch"),
     "q4.4a": (STYLE_A["q4.4a"].replace("return torch.sigmoid(model(tensor)).item()", "return model(tensor).item()"),
               "sigmoid"),

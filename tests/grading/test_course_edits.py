@@ -18,7 +18,7 @@ from hw3.grading.kernel.sandbox import available
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=f"the grading sandbox cannot start: {available()}")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLUS = ("h = x - h", "h = x + h")  # Q2's recurrence, in both keys' solutions
 MORE_NORMS = ('tests = { "norms" = 0.5 }', 'tests = { "norms" = 1 }')  # q3a's sub-test points, 0.5 -> 1
 

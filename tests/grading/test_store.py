@@ -10,7 +10,7 @@ import pytest
 from report_builders import QUESTIONS
 
 from hw3.grading.intake import read_submission
-from hw3.grading.reports.report import replacing, write_atomic
+from hw3.atomic import replacing, write_text_atomic as write_atomic
 from hw3.grading.results import GRADER_VERSION, QuestionResult, Report
 from hw3.grading.store import Store, StoreError, merge, write_rows
 

@@ -3,7 +3,7 @@
 Runs go through `hw3.cli.main` in this process with a tiny random encoder (hidden 32) and a tiny
 aclImdb folder (24 train / 12 test reviews), so a whole 3-epoch run takes about a second. A kill is
 simulated by raising a BaseException from inside a checkpoint write after half the bytes are on disk,
-which is what SIGKILL leaves behind (the real SIGKILL test is tests/test_fault_injection.py).
+which is what SIGKILL leaves behind (the real SIGKILL test is tests/sentiment/test_fault_injection.py).
 """
 
 from __future__ import annotations
