@@ -31,7 +31,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from grading_helpers import answer_key, write_course  # noqa: E402
+from grading_helpers import answer_key, peak_kib, write_course  # noqa: E402
 
 FLOOD = """\
 k = get_ipython().kernel
@@ -57,14 +57,6 @@ def with_cells(sources: list[str]) -> nbformat.NotebookNode:
     index = next(i for i, c in enumerate(nb.cells) if c.id == "q2-check")
     nb.cells[index:index] = [nbformat.v4.new_code_cell(source) for source in sources]
     return nb
-
-
-def peak_kib(pid: int) -> int:
-    try:
-        return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return 0
 
 
 def run(repo: Path, extra: nbformat.NotebookNode | None, limit: float) -> tuple[float, int, bool]:

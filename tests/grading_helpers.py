@@ -145,7 +145,7 @@ NOBODY = 65534
 """The ordinary user the hostile-grader tests run `hw3 grade` as (with `setpriv`, when the tests run as root)."""
 
 
-def _peak_kib(pid: int) -> int:
+def peak_kib(pid: int) -> int:
     """The peak resident memory of process `pid` so far (VmHWM, KiB; 0 once it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -184,7 +184,7 @@ def grade_cli(*argv, cwd: Path, timeout: float = 600, user: int | None = None) -
                             preexec_fn=_soft_address_space(8 * 2**30))
     peak, killed = 0, False
     while proc.poll() is None:
-        peak = max(peak, _peak_kib(proc.pid))
+        peak = max(peak, peak_kib(proc.pid))
         time.sleep(0.1)
         if time.monotonic() - started > timeout:
             proc.kill()
