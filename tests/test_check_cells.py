@@ -195,6 +195,35 @@ def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
                 folder.rmdir()
 
 
+@pytest.mark.parametrize("v2", [False, True])
+def test_kernel_cgroups_nest_below_the_graders_own_with_v1_so_its_limit_covers_them(tmp_path, monkeypatch, v2):
+    """With cgroup v1 a kernel's memory cgroup is made below the grader's own (a container's or a benchmark's
+    768 MiB limit then holds for the grader and its kernels together), not beside it at the root; with v2 the
+    grader's own cgroup holds a process, so no controller can be enabled below it, and the root stays."""
+    from hw3.grading.kernel import sandbox
+    from hw3.sentiment import memory
+
+    root = tmp_path / "cgroup"
+    own = "/gradescope/job"
+    if v2:
+        (root / own.strip("/")).mkdir(parents=True)
+        (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    else:
+        for controller in ("memory", "pids", "cpu"):
+            (root / controller / own.strip("/")).mkdir(parents=True)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"0::{own}\n" if v2 else f"6:cpu,cpuacct:{own}\n5:pids:{own}\n4:memory:{own}\n0::/\n")
+    monkeypatch.setattr(sandbox, "CGROUP_ROOT", root)
+    monkeypatch.setattr(sandbox, "is_root", lambda: True)
+    monkeypatch.setattr(memory, "PROC_CGROUP", proc)
+    cgroup = sandbox.Cgroup.create("nest", sandbox.Limits(memory_gb=0.5))
+    assert cgroup is not None
+    expected = [root / "hw3-{}-nest"] if v2 else [root / c / own.strip("/") / "hw3-{}-nest" for c in ("memory", "pids", "cpu")]
+    assert cgroup.folders == [Path(str(f).format(os.getpid())) for f in expected]
+    limit = cgroup.folders[0] / ("memory.max" if v2 else "memory.limit_in_bytes")
+    assert int(limit.read_text()) == 2**29
+
+
 def test_the_socket_folder_mounted_as_root_holds_its_size_for_every_kind_of_file(tmp_path):
     from hw3.grading.kernel import sandbox
 

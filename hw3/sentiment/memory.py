@@ -104,25 +104,29 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def _memory_cgroups() -> list[tuple[Path, bool]]:
-    """(folder, is v2) of this process's memory cgroup and each one above it, from /proc/self/cgroup.
-
-    Where its path is not under the mount (a container shows the host's path but mounts its own cgroup at the
-    root), the mount's root folder stands for it: that is the container's cgroup."""
+def own_cgroup(controller: str, root: Path = CGROUP_ROOT) -> Path | None:
+    """This process's cgroup folder for the v1 `controller` (e.g. "memory") under the mount at `root`, or its v2
+    cgroup for ""; None where /proc/self/cgroup names none or the folder is not there (a container shows the
+    host's path but mounts its own cgroup at the root)."""
     try:
         lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
-        return []
+        return None
     for line in lines:
-        _, controllers, path = line.split(":", 2)
-        v2 = controllers == "" and (CGROUP_ROOT / "cgroup.controllers").is_file()
-        if v2 or "memory" in controllers.split(","):
-            base = CGROUP_ROOT if v2 else CGROUP_ROOT / "memory"
-            folder = base / path.strip("/")
-            if not folder.is_dir():
-                return [(base, v2)]
-            return [(f, v2) for f in [folder, *folder.parents] if f == base or base in f.parents]
-    return []
+        _, names, path = line.split(":", 2)
+        if (controller in names.split(",")) if controller else names == "":
+            folder = (root / controller if controller else root) / path.strip("/")
+            return folder if folder.is_dir() else None
+    return None
+
+
+def _memory_cgroups() -> list[tuple[Path, bool]]:
+    """(folder, is v2) of this process's memory cgroup and each one above it, up to the mount's root (which
+    stands for the process's own where that is not mounted: a container's cgroup)."""
+    v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
+    base = CGROUP_ROOT if v2 else CGROUP_ROOT / "memory"
+    folder = own_cgroup("" if v2 else "memory", CGROUP_ROOT) or base
+    return [(f, v2) for f in [folder, *folder.parents] if f == base or base in f.parents]
 
 
 def _read_stat(path: Path, key: str) -> int:
