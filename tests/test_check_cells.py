@@ -224,6 +224,44 @@ def test_kernel_cgroups_nest_below_the_graders_own_with_v1_so_its_limit_covers_t
     assert int(limit.read_text()) == 2**29
 
 
+OOM_PROBE = """
+import subprocess, sys
+from hw3.grading.kernel import sandbox
+cgroup = sandbox.Cgroup.create("oom-probe", sandbox.Limits(memory_gb=float(sys.argv[1])))
+procs = str(cgroup.procs[0])
+def join():
+    with open(procs, "w") as f:
+        f.write("0")
+subprocess.run([sys.executable, "-c", "x = bytearray(400 << 20); x[::4096] = b'1' * len(x[::4096])"], preexec_fn=join)
+print(cgroup.out_of_memory(), cgroup.hit_own_limit())
+cgroup.remove()
+"""
+
+
+@pytest.mark.parametrize("kernel_gb, stopped_by", [(0.125, "its own limit"), (8, "the limit above it")])
+def test_a_kernel_stopped_by_the_container_s_memory_is_told_from_one_over_its_own_limit(tmp_path, kernel_gb,
+                                                                                         stopped_by):
+    """In a 256 MiB container (a cgroup above the grader's), a kernel allocating 400 MiB under its own 8 GiB limit is
+    stopped by the container's limit: the grader must not tell the student they used more than 8 GiB."""
+    from hw3.grading.kernel import sandbox
+    from hw3.sentiment.memory import own_cgroup
+
+    v2 = (sandbox.CGROUP_ROOT / "cgroup.controllers").is_file()
+    own = own_cgroup("" if v2 else "memory") if sandbox.is_root() else None
+    if own is None or v2:  # v2: the test process's own cgroup cannot take a child with a controller
+        pytest.skip("needs root and cgroup v1's memory controller (the kernel cgroups nest below the grader's there)")
+    container = own / f"hw3-test-container-{os.getpid()}"
+    container.mkdir()
+    try:
+        (container / "memory.limit_in_bytes").write_text(str(256 << 20))
+        run = subprocess.run(["sh", "-c", f'echo $$ > {container}/cgroup.procs && exec "$@"', "sh", sys.executable,
+                              "-c", OOM_PROBE, str(kernel_gb)], capture_output=True, text=True, timeout=120)
+    finally:
+        sandbox.Cgroup([container], False).remove()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", str(stopped_by == "its own limit")]
+
+
 def test_the_socket_folder_mounted_as_root_holds_its_size_for_every_kind_of_file(tmp_path):
     from hw3.grading.kernel import sandbox
 

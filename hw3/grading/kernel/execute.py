@@ -291,9 +291,13 @@ def _run_cell(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int,
         if watch.tripped:
             raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
                                  f"folder and was stopped") from None
-        if cgroup and cgroup.out_of_memory():
+        if cgroup and cgroup.out_of_memory() and cgroup.hit_own_limit():
             raise _Broken(index, f"cell {index + 1} used more than the grader's {limits.memory_gb:g} GiB of memory "
                                  f"(all its processes together) and was stopped: use less memory") from None
+        if cgroup and cgroup.out_of_memory():
+            raise _Broken(index, f"cell {index + 1} was stopped because the grading machine ran out of memory (not "
+                                 f"for passing the grader's {limits.memory_gb:g} GiB limit): the course staff must "
+                                 f"grade it again with more memory") from None
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
     except Exception as exc:  # the kernel answered with something nbclient cannot read: the cell broke it
         raise _Broken(index, one_line(f"cell {index + 1} broke the kernel's connection to the grader "

@@ -387,6 +387,20 @@ class Cgroup:
                     return True
         return False
 
+    def hit_own_limit(self) -> bool:
+        """True when the memory use of this cgroup reached its own limit (v2: memory.events' max; v1: memory.failcnt),
+        False when only a limit above it did: the machine's or the container's memory ran out, not the kernel's."""
+        folder = self.folders[0] if self.folders else None
+        if folder is None:
+            return False
+        try:
+            if self.v2:
+                events = dict(line.split() for line in (folder / "memory.events").read_text().splitlines())
+                return int(events.get("max", 0)) > 0
+            return int((folder / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError):
+            return True  # unreadable: blame the kernel's own limit
+
     def remove(self) -> None:
         """Kill what is left in the cgroup and remove it."""
         for folder in self.folders:
