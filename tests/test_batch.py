@@ -438,8 +438,8 @@ def test_end_to_end_a_batch_killed_mid_way_resumes_with_nothing_lost_or_graded_t
 
 
 def test_a_machine_with_too_little_memory_is_refused_before_anything_is_graded(course, capsys, monkeypatch):
-    """Below about 0.6 GiB (a submission of the answer keys is stopped in a 416 MiB cgroup) a Q4 kernel could be
-    killed mid-notebook: the batch is refused, naming what needs the memory and the fix."""
+    """Below about 0.6 GiB (the answer keys lose points in a 448 MiB cgroup) a Q4 kernel could be killed
+    mid-notebook: the batch is refused, naming what needs the memory and the fix."""
     monkeypatch.setattr(batch, "available_memory", lambda: int(0.5 * 2**30))
     fake = FakeGrader()
     assert grade(course, "--json", "out.json", fake=fake) == 1

@@ -109,10 +109,10 @@ def parse_regrade(text: str, homework: Homework) -> frozenset[str]:
 NEEDED_GB = 0.6
 """Memory one grading job needs. The grader runs one process at a time beside itself (the corpus prefill, the
 answer keys' kernels, the student's kernels, the verifier), and holds no torch: the Q4 notebook's kernel (torch,
-transformers, the bundled BERT, its training) holds the floor. A submission of both answer keys grades in a
-448 MiB cgroup and is stopped in 416 MiB (`benchmarks/bench_grading_memory.py`); 0.6 GiB leaves a third more,
-and fits Gradescope's default 768 MB container. With less, the kernel of the OS kills kernels mid-notebook,
-and the students would lose points for it."""
+transformers, the bundled BERT, its training, the grader's probes) holds the floor. A submission of both answer
+keys earns all its points in a 464 MiB cgroup and loses some in 448 MiB (`benchmarks/bench_grading_memory.py`);
+0.6 GiB leaves a third more, and fits Gradescope's default 768 MB container. With less, the kernel of the OS
+kills kernels mid-notebook, and the students would lose points for it."""
 
 
 def too_little_memory() -> str | None:
