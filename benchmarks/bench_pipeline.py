@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
 def load_encoder(name: str, device: torch.device, tokenizer: str | None = None):
     """(bert, tokenizer location) for the benchmark's encoder."""
     if name == "bert-base":
-        return bert_base_random().to(device), tokenizer or str(bundled_path())
+        return bert_base_random(device), tokenizer or str(bundled_path())
     spec = resolve_encoder(name)
     return load_bert(spec).to(device), spec.location
 

@@ -19,7 +19,7 @@ import argparse
 import difflib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 
 from .errors import HW3Error, format_error
@@ -33,12 +33,29 @@ class SubcommandParser(argparse.ArgumentParser):
     """A subcommand's parser: no abbreviations (`--epoch` is not taken for `--epochs`), and an unknown option is
     reported by the subcommand itself, with its own usage and the closest option ("did you mean --epochs?")."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, options: Callable[[], list[tuple[str, dict]]] | None = None, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.words: list[str] = []
+        self.deferred = options  # (flag, add_argument keywords), added when this subcommand is parsed or shown
+
+    def add_deferred(self) -> None:
+        """Add the deferred options (once): `hw3 train`'s come from TrainConfig, whose module loads torch, which
+        no other subcommand needs (`hw3 grade` stays small beside its kernels)."""
+        options, self.deferred = self.deferred, None
+        for flag, kwargs in options() if options else []:
+            self.add_argument(flag, **kwargs)
+
+    def format_usage(self) -> str:
+        self.add_deferred()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.add_deferred()
+        return super().format_help()
 
     def parse_known_args(self, args=None, namespace=None):
+        self.add_deferred()
         self.words = list(sys.argv[1:] if args is None else args)
         namespace, extras = super().parse_known_args(args, namespace)
         if extras:
@@ -112,18 +129,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_options() -> list[tuple[str, dict]]:
+    """`hw3 train`'s options: one per TrainConfig field."""
+    from .sentiment.config import cli_options
+
+    return cli_options()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with every subcommand (imported here: `main` sets OpenMP's environment before torch loads)."""
     from .grading.commands import register
-    from .sentiment.config import cli_options
 
     parser = argparse.ArgumentParser(prog="hw3", allow_abbrev=False,
                                      description="Deep Learning HW3: RNNs, self-attention, BERT+GRU sentiment.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=SubcommandParser)
 
-    train = sub.add_parser("train", help="train the BERT-GRU sentiment classifier and test it")
-    for flag, kwargs in cli_options():
-        train.add_argument(flag, **kwargs)
+    train = sub.add_parser("train", help="train the BERT-GRU sentiment classifier and test it", options=_train_options)
     train.set_defaults(handler=_train)
 
     predict = sub.add_parser("predict", help="print P(positive) and positive/negative for each text (a trained model)")

@@ -93,10 +93,11 @@ Built by `hw3 autograder`. Upload autograder.zip as a "Zip file upload" autograd
   `{script}` writes /autograder/results/results.json: one
   test per automatically graded question, the score, the execution time and the grader's report as output.
   When grading fails the student gets a score of 0 and the reason; regrade after fixing the cause.
-- Memory: the grader and a Q4 kernel together peak at about 1.3 GiB, so give the autograder a container
-  with at least 2 GB (Gradescope's default of 768 MB is too small: `hw3 grade` refuses there, and every
-  results.json says so, rather than let kernels be killed mid-notebook). One submission takes about
-  25 CPU-seconds.
+- Memory: Gradescope's default container (768 MB, half a CPU) is enough. The grader runs one notebook kernel
+  at a time and keeps torch out of its own process, so a submission peaks at about 0.6 GiB, in the Q4
+  notebook's kernel; the answer keys earn full marks in as little as 464 MiB. With less than 0.6 GiB
+  available `hw3 grade` refuses, and every results.json says so, rather than let kernels be killed
+  mid-notebook. One submission takes about 25 CPU-seconds (about two minutes on half a CPU).
 - Questions graded by hand are not in the Gradescope score: grade them with a rubric there, or merge them
   with `hw3 grade --manual scores.csv` when grading the whole course.
 

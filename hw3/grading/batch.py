@@ -106,10 +106,13 @@ def parse_regrade(text: str, homework: Homework) -> frozenset[str]:
     return ids
 
 
-NEEDED_GB = 1.5
-"""Memory one grading job needs: the grader and a Q4 kernel together peak at about 1.3 GiB
-(`benchmarks/bench_grading.py`). With less, the kernel of the OS kills kernels mid-notebook, and the
-students would lose points for it."""
+NEEDED_GB = 0.6
+"""Memory one grading job needs. The grader runs one process at a time beside itself (the corpus prefill, the
+answer keys' kernels, the student's kernels, the verifier), and holds no torch: the Q4 notebook's kernel (torch,
+transformers, the bundled BERT, its training, the grader's probes) holds the floor. A submission of both answer
+keys earns all its points in a 464 MiB cgroup and loses some in 448 MiB (`benchmarks/bench_grading_memory.py`);
+0.6 GiB leaves a third more, and fits Gradescope's default 768 MB container. With less, the kernel of the OS
+kills kernels mid-notebook, and the students would lose points for it."""
 
 
 def too_little_memory() -> str | None:
@@ -118,8 +121,8 @@ def too_little_memory() -> str | None:
     if available >= NEEDED_GB:
         return None
     return (f"only {available:.2g} GiB of memory is available and grading one submission needs about "
-            f"{NEEDED_GB:g} GiB (the grader and a Q4 kernel): free memory, or give the container more "
-            f"(on Gradescope, a larger container in the autograder settings)")
+            f"{NEEDED_GB:g} GiB (the Q4 notebook's kernel, with torch and BERT, beside the grader): free memory, or "
+            f"give the container more (on Gradescope, a larger container in the autograder settings)")
 
 
 def default_jobs(memory_gb: float) -> int:

@@ -336,18 +336,20 @@ def _grade_batch(args: argparse.Namespace) -> int:
 
 
 def _corpus_features(course: "Course") -> Path | None:
-    """The shared, read-only BERT features of the grading corpus (computed once), when the answer keys compute
-    them; None otherwise, or when they cannot be made here (no bundled encoder): notebooks then compute their own."""
-    from .kernel.corpus import prefill
+    """The shared, read-only BERT features of the grading corpus (computed once, in a process of its own: torch
+    and BERT never load into the grader), when the answer keys compute them; None otherwise, or when they cannot
+    be made here (no bundled encoder): notebooks then compute their own."""
+    from .exercises.base import one_line
+    from .kernel.corpus import prefill_apart
     from .notebook import cell_source
 
     if not any("cache_features(" in cell_source(cell) for nb in course.keys.values() for cell in nb.cells):
         return None
     try:
-        return prefill()
+        return prefill_apart()
     except Exception as exc:  # a missing encoder or cache folder only costs speed
-        print(f"hw3 grade: note: the corpus features are not shared ({type(exc).__name__}): each notebook computes "
-              f"its own", file=sys.stderr)
+        print(f"hw3 grade: note: the corpus features are not shared ({one_line(str(exc), 200)}): each notebook "
+              f"computes its own", file=sys.stderr)
         return None
 
 

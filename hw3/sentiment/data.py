@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-
 from ..errors import HW3Error
 from .encoders import reachable
 
@@ -119,6 +117,13 @@ def download_imdb(dest: Path | None = None, url: str = IMDB_URL) -> Path:
     return final
 
 
+def _gpu_available() -> bool:
+    """Whether torch sees a GPU (torch is imported here only: the grader reads the corpus without loading it)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def resolve_data(data: str = "auto", gpu: bool | None = None) -> DataSource:
     """Map 'auto' | 'imdb' | 'sample' | DIR to a DataSource (downloading IMDB when asked).
 
@@ -133,7 +138,7 @@ def resolve_data(data: str = "auto", gpu: bool | None = None) -> DataSource:
     if data == "auto":
         if not cached.is_dir() and not reachable(IMDB_URL):
             return DataSource("sample", sample_root(), "IMDB is not reachable, so the embedded sample corpus")
-        if not (torch.cuda.is_available() if gpu is None else gpu):
+        if not (_gpu_available() if gpu is None else gpu):
             return DataSource("sample", sample_root(), f"no GPU: full IMDB would take hours on {os.cpu_count()} CPU cores, "
                               "so the embedded sample; use --data imdb (resolve_data('imdb') in the notebook) to force it")
         if cached.is_dir():

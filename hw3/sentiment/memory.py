@@ -13,8 +13,10 @@ import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: `hw3 grade` reads the host's memory without loading it
+    import torch
 
 GIB = 1 << 30
 # Headroom on top of the step estimate: allocator fragmentation and cuDNN workspaces on a GPU; on the
@@ -86,12 +88,57 @@ class Resources:
 
 
 def host_available() -> int:
-    """Bytes the process can still allocate: MemAvailable, capped by a cgroup memory limit if one is set."""
+    """Bytes the process can still allocate: MemAvailable, capped by the memory limits of its cgroup and the
+    cgroups above it (v2 or v1), less what they use but could reclaim."""
     available = _meminfo_available()
-    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
-    if limit is not None and used is not None:
-        available = min(available, max(limit - used, 0))
+    for folder, v2 in _memory_cgroups():
+        limit = _read_int(folder / ("memory.max" if v2 else "memory.limit_in_bytes"))
+        used = _read_int(folder / ("memory.current" if v2 else "memory.usage_in_bytes"))
+        if limit is not None and used is not None and limit < 1 << 60:  # v1 writes "no limit" as a huge number
+            reclaimable = _read_stat(folder / "memory.stat", "inactive_file" if v2 else "total_inactive_file")
+            available = min(available, max(limit - used + reclaimable, 0))
     return available
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def own_cgroup(controller: str, root: Path = CGROUP_ROOT) -> Path | None:
+    """This process's cgroup folder for the v1 `controller` (e.g. "memory") under the mount at `root`, or its v2
+    cgroup for ""; None where /proc/self/cgroup names none or the folder is not there (a container shows the
+    host's path but mounts its own cgroup at the root)."""
+    try:
+        lines = PROC_CGROUP.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if (controller in names.split(",")) if controller else names == "":
+            folder = (root / controller if controller else root) / path.strip("/")
+            return folder if folder.is_dir() else None
+    return None
+
+
+def _memory_cgroups() -> list[tuple[Path, bool]]:
+    """(folder, is v2) of this process's memory cgroup and each one above it, up to the mount's root (which
+    stands for the process's own where that is not mounted: a container's cgroup)."""
+    v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
+    base = CGROUP_ROOT if v2 else CGROUP_ROOT / "memory"
+    folder = own_cgroup("" if v2 else "memory", CGROUP_ROOT) or base
+    return [(f, v2) for f in [folder, *folder.parents] if f == base or base in f.parents]
+
+
+def _read_stat(path: Path, key: str) -> int:
+    """The value of `key` in a memory.stat file (0 when it is missing)."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _meminfo_available() -> int:
@@ -105,7 +152,7 @@ def _meminfo_available() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _read_int(path: str) -> int | None:
+def _read_int(path: str | Path) -> int | None:
     """The integer in a one-line file, or None ('max', missing, unreadable)."""
     try:
         return int(Path(path).read_text().strip())
@@ -115,6 +162,8 @@ def _read_int(path: str) -> int | None:
 
 def measure(device: torch.device) -> Resources:
     """Free memory now on `device` (when it is a GPU) and on the host, less host features promised but unwritten."""
+    import torch
+
     gpu_free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
     return Resources(gpu_free, max(host_available() - pending_host_bytes(), 0))
 

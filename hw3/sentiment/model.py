@@ -134,8 +134,11 @@ def tiny_bert(seed: int = 0, vocab_size: int = 30522) -> nn.Module:
     return BertModel(config).eval()
 
 
-def bert_base_random() -> nn.Module:
-    """bert-base-uncased's architecture with random weights (no download): for parameter counts and timing."""
+def bert_base_random(device: str | torch.device = "meta") -> nn.Module:
+    """bert-base-uncased's architecture (no download). By default on the meta device: its 110M parameters have
+    shapes but no storage, which is all that counting them needs (the Q4 notebook does; real weights would
+    take 440 MB for the cell's lifetime). Pass a real device for random weights there, e.g. for timing."""
     from transformers import BertConfig, BertModel
 
-    return BertModel(BertConfig()).eval()
+    with torch.device(device):
+        return BertModel(BertConfig()).eval()

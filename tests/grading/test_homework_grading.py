@@ -52,8 +52,18 @@ def tampered_q4():
     return nb
 
 
+GRADER = """
+import atexit, json, runpy, sys
+modules, sys.argv = sys.argv[1], ["hw3", *sys.argv[2:]]
+atexit.register(lambda: open(modules, "w").write(json.dumps(sorted(sys.modules))))
+runpy.run_module("hw3", run_name="__main__", alter_sys=True)
+"""
+"""`python -m hw3 ARGS`, writing the names of the modules the grader's process imported to the file FIRST."""
+
+
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict:
+def graded(tmp_path_factory) -> dict:
+    """The batch's reports by submission, the grader's stderr and the modules its process imported."""
     root = tmp_path_factory.mktemp("homework")
     for name in ("key", "student"):
         (root / name).mkdir()
@@ -62,12 +72,19 @@ def reports(tmp_path_factory) -> dict:
             nbformat.write(nb, root / name / key)
     out = root / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "hw3", "grade", str(root / "key"), str(root / "student"),
-                             "--json", str(out), "--answers", str(ANSWERS), "--key-file", str(root / "k"),
-                             "--store", str(root / "grades.sqlite")],
+    modules = root / "modules.json"
+    result = subprocess.run([sys.executable, "-c", GRADER, str(modules), "grade", str(root / "key"),
+                             str(root / "student"), "--json", str(out), "--answers", str(ANSWERS), "--key-file",
+                             str(root / "k"), "--store", str(root / "grades.sqlite")],
                             capture_output=True, text=True, env=env, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stderr
-    return {Path(r["submission"]).name: r for r in json.loads(out.read_text())}
+    return {"reports": {Path(r["submission"]).name: r for r in json.loads(out.read_text())}, "stderr": result.stderr,
+            "modules": json.loads(modules.read_text())}
+
+
+@pytest.fixture(scope="module")
+def reports(graded) -> dict:
+    return graded["reports"]
 
 
 def points(report: dict) -> dict[str, tuple[float, float, str]]:
@@ -90,3 +107,11 @@ def test_exactly_the_planted_mistakes_lose_exactly_their_sub_tests(reports):
     assert "without a sigmoid" in next(t["hint"] for t in q43a["tests"] if t["points"] < t["max_points"])
     q44a = next(q for q in student["questions"] if q["id"] == "q4.4a")
     assert q44a["points"] < q44a["max_points"] and q44a["message"]  # the fake check cell earned nothing
+
+
+def test_the_grader_never_loads_torch_or_bert_itself(graded):
+    """The grader stays small beside its kernels (Gradescope's 768 MB container): the corpus features are computed
+    in a process of their own, and nothing the grader imports loads torch or transformers (about 300 MB)."""
+    heavy = [m for m in graded["modules"] if m.split(".")[0] in ("torch", "transformers", "tokenizers", "safetensors")]
+    assert heavy == [] and "hw3.grading.batch" in graded["modules"]
+    assert "corpus features are not shared" not in graded["stderr"]  # computed (apart), and shared

@@ -77,3 +77,55 @@ def test_ram_promised_to_an_unfilled_store_counts_as_used(monkeypatch):
 
 def test_host_available_is_a_positive_byte_count():
     assert 0 < memory.host_available() < 1 << 50
+
+
+def fake_cgroups(tmp_path, monkeypatch, own: str, files: dict[str, dict[str, str]], v2: bool) -> None:
+    """A cgroup mount at tmp_path (v2, or v1's memory controller) holding `files` ({folder: {name: text}}), and
+    this process in the cgroup `own`."""
+    root = tmp_path / "cgroup"
+    base = root if v2 else root / "memory"
+    base.mkdir(parents=True)
+    if v2:
+        (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    for folder, contents in files.items():
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        for name, text in contents.items():
+            (base / folder / name).write_text(text)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"0::{own}\n" if v2 else f"5:pids:/\n4:memory:{own}\n0::/\n")
+    monkeypatch.setattr(memory, "CGROUP_ROOT", root)
+    monkeypatch.setattr(memory, "PROC_CGROUP", proc)
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 64 * 2**30)
+
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_host_available_is_capped_by_the_limit_of_the_cgroup_above_this_one(tmp_path, monkeypatch, v2):
+    """A container's limit (768 MiB) on an ancestor of the process's own cgroup caps what is available, less
+    what the cgroup uses but for its inactive file pages (reclaimable cache)."""
+    names = (("memory.max", "memory.current", "inactive_file") if v2 else
+             ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+    no_limit = "max" if v2 else str(2**63 - 4096)
+    fake_cgroups(tmp_path, monkeypatch, "/gradescope/job", {
+        "gradescope": {names[0]: f"{768 * MIB}\n", names[1]: f"{300 * MIB}\n",
+                       "memory.stat": f"anon 1\n{names[2]} {100 * MIB}\n"},
+        "gradescope/job": {names[0]: f"{no_limit}\n", names[1]: f"{300 * MIB}\n"}}, v2)
+    assert memory.host_available() == (768 - 300 + 100) * MIB
+
+
+def test_host_available_reads_the_mount_root_where_the_own_path_is_not_mounted(tmp_path, monkeypatch):
+    """Docker with cgroup v1 shows the host's path (/docker/ID) but mounts the container's cgroup at the root."""
+    fake_cgroups(tmp_path, monkeypatch, "/docker/0123abcd", {
+        ".": {"memory.limit_in_bytes": f"{768 * MIB}\n", "memory.usage_in_bytes": f"{8 * MIB}\n"}}, False)
+    assert memory.host_available() == 760 * MIB
+
+
+def test_reading_the_host_memory_does_not_import_torch():
+    """`hw3 grade` checks the memory before grading without loading torch (which would cost ~200 MB)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from hw3.sentiment import memory; memory.host_available(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

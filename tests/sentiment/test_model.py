@@ -200,3 +200,17 @@ def test_tiny_bert_is_deterministic_per_seed():
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
     assert not a.training and a.config.hidden_size == 32 and a.config.vocab_size == 30522
+
+
+def test_bert_base_for_counting_takes_no_memory_and_real_weights_on_request():
+    """The Q4 notebook counts bert-base's parameters: on the meta device that costs no memory (440 MB of weights
+    otherwise, held by a graded kernel whose cell stops before its `del`); a real device gets real weights."""
+    counted = bert_base_random()
+    assert {p.device.type for p in counted.parameters()} == {"meta"}
+    assert sum(p.numel() for p in counted.parameters()) == 109_482_240
+    weights = bert_base_random("cpu")
+    try:
+        assert {p.device.type for p in weights.parameters()} == {"cpu"}
+        assert weights.embeddings.word_embeddings.weight.std().item() > 0
+    finally:
+        del weights

@@ -12,14 +12,18 @@ gives such a notebook.
 
 `prefill(folder)` computes the BERT features of those reviews once into the persistent feature cache
 (`hw3.sentiment.features.fill_cache`: content-addressed by the encoder's weights, the compute dtype and each
-review's token ids, checksummed, no pickle). The batch shares the folder read-only into every sandbox
+review's token ids, checksummed, no pickle). `hw3 grade` runs it in a process of its own (`prefill_apart`), so
+torch and BERT never load into the grader, which stays small while the kernels run. The batch shares the folder read-only into every sandbox
 (`HW3_FEATURE_CACHE`), so a notebook's `cache_features` reads them instead of running BERT. A notebook that
 tokenizes differently simply misses the cache and computes its own features: scores never depend on it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 PER_LABEL = {"train": 8, "test": 4}  # reviews in each label's folder: 16 training reviews (11 train, 5 valid), 8 test
@@ -107,3 +111,20 @@ def prefill(folder: Path | None = None) -> Path:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
     return folder
+
+
+def prefill_apart(folder: Path | None = None) -> Path:
+    """`prefill(folder)` in a Python process of its own (`python -m hw3.grading.kernel.corpus`), with this hw3 first
+    on its path; RuntimeError with its last line of stderr when it fails."""
+    folder = Path(folder or default_folder())
+    package_root = str(Path(__file__).resolve().parents[3])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "hw3.grading.kernel.corpus", str(folder)], env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])
+    return folder
+
+
+if __name__ == "__main__":  # `python -m hw3.grading.kernel.corpus FOLDER`: prefill_apart's process
+    prefill(Path(sys.argv[1]))

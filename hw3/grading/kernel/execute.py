@@ -291,9 +291,8 @@ def _run_cell(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int,
         if watch.tripped:
             raise _Broken(index, f"cell {index + 1} wrote more than {limits.disk_mb} MiB to the grader's "
                                  f"folder and was stopped") from None
-        if cgroup and cgroup.out_of_memory():
-            raise _Broken(index, f"cell {index + 1} used more than the grader's {limits.memory_gb:g} GiB of memory "
-                                 f"(all its processes together) and was stopped: use less memory") from None
+        if why := _stopped_for_memory(cgroup, limits):
+            raise _Broken(index, f"cell {index + 1} {why}") from None
         raise _Broken(index, f"cell {index + 1} stopped the Python kernel") from None
     except Exception as exc:  # the kernel answered with something nbclient cannot read: the cell broke it
         raise _Broken(index, one_line(f"cell {index + 1} broke the kernel's connection to the grader "
@@ -302,8 +301,20 @@ def _run_cell(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int,
     return cell_error(index, error, limits) if error else None
 
 
+def _stopped_for_memory(cgroup: sandbox.Cgroup | None, limits: Limits) -> str | None:
+    """How the kernel was stopped for memory, to follow "cell N" (None when it was not): over its own limit, or
+    when the machine (or container) ran out, which is no fault of the notebook's."""
+    if not (cgroup and cgroup.out_of_memory()):
+        return None
+    if cgroup.hit_own_limit():
+        return (f"used more than the grader's {limits.memory_gb:g} GiB of memory (all its processes together) and was "
+                f"stopped: use less memory")
+    return (f"was stopped because the grading machine ran out of memory (not for passing the grader's "
+            f"{limits.memory_gb:g} GiB limit): the course staff must grade it again with more memory")
+
+
 def _run_final(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int, budget: Budget,
-               timeout: float) -> tuple[str | None, bool]:
+               timeout: float, cgroup: sandbox.Cgroup | None, limits: Limits) -> tuple[str | None, bool]:
     """Execute the grader's cell: (None when it completed, else why not; whether it hung or stopped the kernel);
     _OutOfBudget when the submission's deadline or total allowance runs out."""
     limit = _start(client, budget, timeout, "the grader's probes")
@@ -319,6 +330,8 @@ def _run_final(client: FirstErrorClient, cell: nbformat.NotebookNode, index: int
             if budget.over_total():
                 raise _OutOfBudget(budget.flooded) from None
             return f"the grader's probes {budget.flooded}", True
+        if why := _stopped_for_memory(cgroup, limits):
+            return f"during the grader's probes the kernel {why}", True
         return "a checked function stopped the Python kernel during the grader's probes", True
     except Exception as exc:
         return one_line(f"the notebook broke the kernel's connection to the grader during its probes "
@@ -369,7 +382,7 @@ def _run_once(nb: nbformat.NotebookNode, skip: dict[int, str], final_source: str
                     if message:
                         result.failures[index] = message
             result.final_error, result.final_broken = _run_final(client, final, len(work.cells) - 1, budget,
-                                                                 final_timeout)
+                                                                 final_timeout, km.cgroup, launch.limits)
     finally:
         budget.stop = lambda: None
         if km.cgroup:

@@ -319,6 +319,18 @@ def limits_prefix(limits: Limits, seccomp: bool = False, cgroup: "Cgroup | None"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+def cgroup_parent(controller: str) -> Path:
+    """The folder a kernel's cgroup is made in, for a v1 `controller` ("memory", "pids", "cpu") or v2 (""): with
+    v1, below the grader's own cgroup, so that a limit on it (a container's, a `systemd-run -p MemoryMax`, a
+    benchmark's) covers the kernels too; with v2, and where the grader's own is not mounted, the mount's root
+    (a v2 cgroup that holds a process, as the grader's does, cannot enable controllers below it; a container's
+    cgroup namespace makes that root the container's own cgroup)."""
+    from hw3.sentiment.memory import own_cgroup
+
+    base = CGROUP_ROOT / controller if controller else CGROUP_ROOT
+    return (own_cgroup(controller, CGROUP_ROOT) or base) if controller else base
+
+
 class Cgroup:
     """A memory and process cgroup for one kernel (as root, where cgroup v1 or v2 is writable), so the limits
     hold for all its processes together, tmpfs pages included: `memory_gb` and `processes` of `Limits`.
@@ -346,8 +358,7 @@ class Cgroup:
         folders = []
         try:
             for controller, values in settings.items():
-                base = CGROUP_ROOT / controller if controller else CGROUP_ROOT
-                folder = base / f"hw3-{os.getpid()}-{name}"
+                folder = cgroup_parent(controller) / f"hw3-{os.getpid()}-{name}"
                 folder.mkdir()
                 folders.append(folder)
                 for key, value in values.items():
@@ -375,6 +386,20 @@ class Cgroup:
                        if len(line.split()) == 2):
                     return True
         return False
+
+    def hit_own_limit(self) -> bool:
+        """True when the memory use of this cgroup reached its own limit (v2: memory.events' max; v1: memory.failcnt),
+        False when only a limit above it did: the machine's or the container's memory ran out, not the kernel's."""
+        folder = self.folders[0] if self.folders else None
+        if folder is None:
+            return False
+        try:
+            if self.v2:
+                events = dict(line.split() for line in (folder / "memory.events").read_text().splitlines())
+                return int(events.get("max", 0)) > 0
+            return int((folder / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError):
+            return True  # unreadable: blame the kernel's own limit
 
     def remove(self) -> None:
         """Kill what is left in the cgroup and remove it."""
@@ -417,7 +442,7 @@ def cpu_quota(folders: list[Path], v2: bool, cpus: float) -> None:
         except OSError:
             pass
         return
-    folder = CGROUP_ROOT / "cpu" / folders[0].name
+    folder = cgroup_parent("cpu") / folders[0].name
     try:
         folder.mkdir()
     except OSError:
@@ -435,7 +460,9 @@ def cpu_quota(folders: list[Path], v2: bool, cpus: float) -> None:
 def sweep_stale_cgroups() -> None:
     """Remove (once per process) the kernel cgroups of graders that are gone: one killed mid-batch never
     removed its own. A cgroup of a running grader (its pid in the name) is left alone."""
-    for folder in [*CGROUP_ROOT.glob("hw3-*"), *CGROUP_ROOT.glob("*/hw3-*")]:
+    mounts = [folder for folder in CGROUP_ROOT.iterdir() if folder.is_dir()] if CGROUP_ROOT.is_dir() else []
+    parents = {CGROUP_ROOT, *mounts, *(cgroup_parent(c) for c in ("memory", "pids", "cpu"))}
+    for folder in sorted({found for parent in parents for found in parent.glob("hw3-*")}):
         parts = folder.name.split("-")
         if len(parts) != 3 or not parts[1].isdigit() or not folder.is_dir():
             continue

@@ -195,6 +195,73 @@ def test_the_cgroups_of_a_killed_grader_are_swept_and_a_running_graders_kept():
                 folder.rmdir()
 
 
+@pytest.mark.parametrize("v2", [False, True])
+def test_kernel_cgroups_nest_below_the_graders_own_with_v1_so_its_limit_covers_them(tmp_path, monkeypatch, v2):
+    """With cgroup v1 a kernel's memory cgroup is made below the grader's own (a container's or a benchmark's
+    768 MiB limit then holds for the grader and its kernels together), not beside it at the root; with v2 the
+    grader's own cgroup holds a process, so no controller can be enabled below it, and the root stays."""
+    from hw3.grading.kernel import sandbox
+    from hw3.sentiment import memory
+
+    root = tmp_path / "cgroup"
+    own = "/gradescope/job"
+    if v2:
+        (root / own.strip("/")).mkdir(parents=True)
+        (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    else:
+        for controller in ("memory", "pids", "cpu"):
+            (root / controller / own.strip("/")).mkdir(parents=True)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(f"0::{own}\n" if v2 else f"6:cpu,cpuacct:{own}\n5:pids:{own}\n4:memory:{own}\n0::/\n")
+    monkeypatch.setattr(sandbox, "CGROUP_ROOT", root)
+    monkeypatch.setattr(sandbox, "is_root", lambda: True)
+    monkeypatch.setattr(memory, "PROC_CGROUP", proc)
+    cgroup = sandbox.Cgroup.create("nest", sandbox.Limits(memory_gb=0.5))
+    assert cgroup is not None
+    expected = [root / "hw3-{}-nest"] if v2 else [root / c / own.strip("/") / "hw3-{}-nest" for c in ("memory", "pids", "cpu")]
+    assert cgroup.folders == [Path(str(f).format(os.getpid())) for f in expected]
+    limit = cgroup.folders[0] / ("memory.max" if v2 else "memory.limit_in_bytes")
+    assert int(limit.read_text()) == 2**29
+
+
+OOM_PROBE = """
+import subprocess, sys
+from hw3.grading.kernel import sandbox
+cgroup = sandbox.Cgroup.create("oom-probe", sandbox.Limits(memory_gb=float(sys.argv[1])))
+procs = str(cgroup.procs[0])
+def join():
+    with open(procs, "w") as f:
+        f.write("0")
+subprocess.run([sys.executable, "-c", "x = bytearray(400 << 20); x[::4096] = b'1' * len(x[::4096])"], preexec_fn=join)
+print(cgroup.out_of_memory(), cgroup.hit_own_limit())
+cgroup.remove()
+"""
+
+
+@pytest.mark.parametrize("kernel_gb, stopped_by", [(0.125, "its own limit"), (8, "the limit above it")])
+def test_a_kernel_stopped_by_the_container_s_memory_is_told_from_one_over_its_own_limit(tmp_path, kernel_gb,
+                                                                                         stopped_by):
+    """In a 256 MiB container (a cgroup above the grader's), a kernel allocating 400 MiB under its own 8 GiB limit is
+    stopped by the container's limit: the grader must not tell the student they used more than 8 GiB."""
+    from hw3.grading.kernel import sandbox
+    from hw3.sentiment.memory import own_cgroup
+
+    v2 = (sandbox.CGROUP_ROOT / "cgroup.controllers").is_file()
+    own = own_cgroup("" if v2 else "memory") if sandbox.is_root() else None
+    if own is None or v2:  # v2: the test process's own cgroup cannot take a child with a controller
+        pytest.skip("needs root and cgroup v1's memory controller (the kernel cgroups nest below the grader's there)")
+    container = own / f"hw3-test-container-{os.getpid()}"
+    container.mkdir()
+    try:
+        (container / "memory.limit_in_bytes").write_text(str(256 << 20))
+        run = subprocess.run(["sh", "-c", f'echo $$ > {container}/cgroup.procs && exec "$@"', "sh", sys.executable,
+                              "-c", OOM_PROBE, str(kernel_gb)], capture_output=True, text=True, timeout=120)
+    finally:
+        sandbox.Cgroup([container], False).remove()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", str(stopped_by == "its own limit")]
+
+
 def test_the_socket_folder_mounted_as_root_holds_its_size_for_every_kind_of_file(tmp_path):
     from hw3.grading.kernel import sandbox
 
