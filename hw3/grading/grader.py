@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -149,10 +150,20 @@ class Findings:
         return notes + ([self.final_error] if self.final_error else [])
 
 
-@lru_cache(maxsize=4)
+_BUILDING = threading.Lock()
+
+
 def build(withheld_functions: frozenset[tuple[str, frozenset[str]]]) -> Path:
     """A build of hw3 (without `withheld_functions`: {(module, qualified names)}) and the sandbox's passwd files,
-    made once per process and set of withheld functions, in a private folder (removed at exit)."""
+    made once per process and set of withheld functions (the grading threads wait for the first to make it),
+    in a private folder (removed at exit)."""
+    with _BUILDING:
+        return _build(withheld_functions)
+
+
+@lru_cache(maxsize=4)
+def _build(withheld_functions: frozenset[tuple[str, frozenset[str]]]) -> Path:
+    """`build`, made once per set of withheld functions."""
     root = Path(tempfile.mkdtemp(prefix="hw3-build-", dir=short_tmp()))
     atexit.register(shutil.rmtree, root, True)
     withheld.build(root, {module: set(names) for module, names in withheld_functions})

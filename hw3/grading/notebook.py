@@ -23,6 +23,7 @@ import resource
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -258,17 +259,28 @@ def ipython_lines(source: str) -> str:
     return "\n".join(out)
 
 
+_PARSING = threading.Lock()
+
+
+def parse_python(source: str) -> ast.Module:
+    """`ast.parse(source)`, one thread at a time: before Python 3.12 the conversion of a syntax tree to Python
+    objects keeps its recursion count per process, so two grading threads parsing at once can fail with
+    "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905)."""
+    with _PARSING:
+        return ast.parse(source)
+
+
 def parse_cell(source: str) -> ast.Module | None:
     """The syntax tree of a code cell (IPython magics and shell escapes allowed, see `ipython_lines`); None if it
     does not parse or is longer than MAX_CELL_SOURCE characters."""
     if len(source) > MAX_CELL_SOURCE:
         return None
     try:
-        return ast.parse(source)
+        return parse_python(source)
     except Exception:  # any text can come from a submission: try it as IPython's syntax
         pass
     try:
-        return ast.parse(ipython_lines(source))
+        return parse_python(ipython_lines(source))
     except Exception:  # what does not parse either has no check calls
         return None
 

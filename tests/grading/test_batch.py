@@ -456,3 +456,66 @@ def test_gradescope_s_default_container_grades(course, monkeypatch):
     fake = FakeGrader()
     assert grade(course, "--json", "out.json", fake=fake) == 0
     assert len(fake.calls) == len(STUDENTS) and Path("out.json").exists()
+
+
+def _parse_in_threads(parse, threads: int = 4, rounds: int = 60) -> list[str]:
+    """The errors of `threads` threads each parsing a 50-function module `rounds` times, with the garbage
+    collector running often and handing the GIL to another thread each time it starts (as a grading thread's
+    allocations do in the middle of a parse)."""
+    import gc
+
+    source = "\n".join(f"def f{i}(x):\n    return [(x + {i}) * 2 if x else (lambda y: y ** 2)(x) for _ in 'ab']"
+                       for i in range(50))
+    errors: list[str] = []
+
+    def work() -> None:
+        for _ in range(rounds):
+            try:
+                parse(source)
+            except Exception as exc:  # noqa: BLE001  (what a grading thread would crash with)
+                errors.append(repr(exc))
+
+    def switch(phase: str, info: dict) -> None:
+        time.sleep(0)
+
+    old = gc.get_threshold()
+    gc.callbacks.append(switch)
+    gc.set_threshold(50)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(switch)
+    return errors
+
+
+def test_grading_threads_parse_python_one_at_a_time():
+    """Two grading threads once crashed a batch's first submissions with "AST constructor recursion depth
+    mismatch" (Python before 3.12 counts a syntax tree's conversion per process): the grader's parser takes
+    turns. Where this Python has that flaw, plain ast.parse fails under the same load, so the load is real."""
+    import ast
+
+    from hw3.grading.notebook import parse_python
+
+    if sys.version_info < (3, 12):
+        assert any(_parse_in_threads(ast.parse) for _ in range(5)), "the load no longer makes ast.parse fail"
+    assert _parse_in_threads(parse_python) == []
+
+
+def test_the_grading_build_is_made_once_when_threads_ask_together():
+    from hw3.grading import grader
+
+    withheld = frozenset({("hw3.rnn", frozenset({"closed_form"}))})
+    grader._build.cache_clear()
+    paths: list = []
+    workers = [threading.Thread(target=lambda: paths.append(grader.build(withheld))) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(paths) == 3 and len(set(paths)) == 1, paths
+    assert "withheld while grading" in (paths[0] / "hw3" / "rnn.py").read_text()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import hw3
 
+from ..notebook import parse_python
 from .corpus import write_corpus
 
 PACKAGE_DIR = Path(hw3.__file__).resolve().parent
@@ -55,7 +56,7 @@ class _Withhold(ast.NodeTransformer):
 
 def strip_module(source: str, module: str, names: set[str]) -> str:
     """The module's source with `names` withheld; ValueError naming a reference that is not defined there."""
-    tree = ast.parse(source)
+    tree = parse_python(source)
     transformer = _Withhold(module, names)
     tree = ast.fix_missing_locations(transformer.visit(tree))
     missing = names - transformer.done
