@@ -16,7 +16,7 @@ so every token's largest score is with itself, by a margin of β²: as β → �
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -96,18 +96,21 @@ def describe_outputs(W: torch.Tensor, names: Sequence[str] = ("x1", "x2", "x3"),
     return [describe_output(row.tolist(), names, tol) for row in W]
 
 
-def plot_weights(betas: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)):
+def plot_weights(attend: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 betas: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)):
     """Heatmaps of W for the Q3 tokens as β grows, one colorbar for all; returns the matplotlib Figure.
 
-    Row i of W is query x_i's weights over the keys x_j, so output y_i = Σ_j W_ij x_j: rows are labelled by
-    the output they give, columns by the key.
+    `attend(X [3, 4]) -> (W [3, 3], Y [3, 4])` computes them: the notebook's own `self_attention` (default:
+    this module's). Row i of W is query x_i's weights over the keys x_j, so output y_i = Σ_j W_ij x_j: rows are
+    labelled by the output they give, columns by the key.
     """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(betas), figsize=(2.6 * len(betas) + 0.8, 3.3), squeeze=False, layout="constrained")
     labels = list(TOKEN_RECIPES)
     for ax, beta in zip(axes[0], betas):
-        W, _ = self_attention(tokens(beta))
+        W, _ = (attend or self_attention)(tokens(beta))
+        W = torch.as_tensor(W, dtype=torch.float64)
         image = ax.imshow(W.numpy(), vmin=0, vmax=1, cmap="viridis")
         for i in range(3):
             for j in range(3):

@@ -183,7 +183,7 @@ def test_plot_weights_draws_one_heatmap_per_beta():
     from matplotlib.figure import Figure
 
     betas = (0.25, 1.0, 4.0)
-    fig = attention.plot_weights(betas)
+    fig = attention.plot_weights(betas=betas)
     try:
         assert isinstance(fig, Figure)
         heatmaps = [ax for ax in fig.axes if ax.get_images()]
@@ -201,7 +201,7 @@ def test_plot_weights_draws_one_heatmap_per_beta():
 def test_plot_weights_has_a_colorbar_from_0_to_1_and_names_queries_and_keys():
     import matplotlib.pyplot as plt
 
-    fig = attention.plot_weights((0.5, 2.0))
+    fig = attention.plot_weights(betas=(0.5, 2.0))
     try:
         heatmaps = [ax for ax in fig.axes if ax.get_images()]
         (colorbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
@@ -209,5 +209,22 @@ def test_plot_weights_has_a_colorbar_from_0_to_1_and_names_queries_and_keys():
         assert all(image.get_clim() == (0, 1) for ax in heatmaps for image in ax.get_images())
         assert all("key" in ax.get_xlabel() for ax in heatmaps)
         assert "query" in heatmaps[0].get_ylabel()
+    finally:
+        plt.close(fig)
+
+
+def test_plot_weights_draws_the_notebooks_own_attention():
+    """The answer key's demo plots the key's self_attention (so an edited key's pictures follow it)."""
+    import matplotlib.pyplot as plt
+
+    def uniform(X):
+        W = torch.full((len(X), len(X)), 1 / len(X), dtype=X.dtype)
+        return W, W @ X
+
+    fig = attention.plot_weights(uniform, betas=(1.0, 3.0))
+    try:
+        for ax in (ax for ax in fig.axes if ax.get_images()):
+            assert torch.allclose(torch.as_tensor(ax.get_images()[0].get_array()), torch.full((3, 3), 1 / 3,
+                                                                                              dtype=torch.float64))
     finally:
         plt.close(fig)

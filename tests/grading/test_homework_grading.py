@@ -96,6 +96,7 @@ def test_the_answer_keys_earn_every_automatic_point_in_the_sandbox(reports):
     failed = {qid: q for qid, q in points(key).items() if q[2] not in ("passed", "manual")}
     assert failed == {} and key["sandboxed"] is True, (failed, key["notes"])
     assert key["total"] == sum(q.max_points for q in HOMEWORK.automatic())
+    assert key["notes"] == []  # its demo cells use its own solutions, never hw3's withheld ones
 
 
 def test_exactly_the_planted_mistakes_lose_exactly_their_sub_tests(reports):
