@@ -140,7 +140,8 @@ class Predictions(Exercise):
     The grader re-predicts each review itself (`verify`, in its own process) with the model saved at CHECKPOINT
     (q4.3d), which the notebook reloads before predicting: a stored value must be that probability. Where
     predict_sentiment (q4.4a) is not right, the values its own mistake would give from that model count too (the
-    mistake is q4.4a's), but typed-in numbers never do.
+    label rounded, the logit, no [CLS]/[SEP], the labels swapped: the mistake is q4.4a's), but typed-in numbers
+    never do.
     """
 
     kind = "own_predictions"
@@ -203,7 +204,8 @@ class Predictions(Exercise):
                 continue
             value = number(p, "the prediction")
             allowed = [model["probability"]] if right else \
-                [model["probability"], round(model["probability"]), model["logit"], model["no special tokens"]]
+                [model["probability"], round(model["probability"]), model["logit"], model["no special tokens"],
+                 1 - model["probability"]]  # labels swapped
             if not any(close(value, v, rel=1e-3, abs_=1e-4) for v in allowed):
                 marks.fail(probabilities, f"predictions[{text[:40]!r}] is {value:.4g}, not what the trained model "
                                           f"gives", text[:80], "store the probability predict_sentiment gives each "

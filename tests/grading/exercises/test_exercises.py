@@ -626,6 +626,12 @@ def test_q4_4b_the_grader_re_predicts_the_reviews_with_the_saved_model():
     rounded = {text: float(round(p)) for text, p in right.items()}
     assert_full(grade("q4.4b", rounded, key=KEY_PREDICTIONS, graded=True, verified=found,
                       context={"predict_sentiment": "partial"}))
+    # so does one that swaps the labels (returns 1 - p), but not where predict_sentiment passed
+    swapped = {text: 1 - p for text, p in right.items()}
+    assert_full(grade("q4.4b", swapped, key=KEY_PREDICTIONS, graded=True, verified=found,
+                      context={"predict_sentiment": "failed"}))
+    assert_loses(grade("q4.4b", swapped, key=KEY_PREDICTIONS, graded=True, verified=found, context=ok),
+                 "probabilities from the trained model", "best model reloaded")
     assert_loses(grade("q4.4b", right, key=KEY_PREDICTIONS, graded=True, context=ok,
                        verified={"error": "no model was saved at CHECKPOINT (q4.3d) to predict with"}),
                  "probabilities from the trained model", "CHECKPOINT")
