@@ -1,5 +1,5 @@
 """The grading corpus: the small part of the embedded sample a Q4 notebook trains on while it is graded,
-and its frozen-BERT features, computed once per batch.
+and its frozen-BERT features, computed once per machine.
 
 Q4's checks score each function on the grader's own inputs (tiny models, generated batches) and never on
 how well the notebook's model learned, so training on all 400 reviews of the sample only costs time
@@ -13,18 +13,22 @@ gives such a notebook.
 `prefill(folder)` computes the BERT features of those reviews once into the persistent feature cache
 (`hw3.sentiment.features.fill_cache`: content-addressed by the encoder's weights, the compute dtype and each
 review's token ids, checksummed, no pickle). `hw3 grade` runs it in a process of its own (`prefill_apart`), so
-torch and BERT never load into the grader, which stays small while the kernels run. The batch shares the folder read-only into every sandbox
+torch and BERT never load into the grader, which stays small while the kernels run; its stamp (`STAMP`: what
+the features were computed from, and the files) lets later batches skip that process. The batch shares the folder read-only into every sandbox
 (`HW3_FEATURE_CACHE`), so a notebook's `cache_features` reads them instead of running BERT. A notebook that
 tokenizes differently simply misses the cache and computes its own features: scores never depend on it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from hw3.atomic import write_text_atomic
 
 PER_LABEL = {"train": 8, "test": 4}  # reviews in each label's folder: 16 training reviews (11 train, 5 valid), 8 test
 
@@ -113,16 +117,59 @@ def prefill(folder: Path | None = None) -> Path:
     return folder
 
 
+STAMP = "prefilled.json"
+
+
+def _inputs_digest() -> str:
+    """A digest of what the corpus features depend on, read without torch: the corpus reviews, hw3's sentiment
+    code, torch's version and the bundled encoder's files (name, size, modification time)."""
+    import hashlib
+    import importlib.metadata
+
+    from hw3.sentiment.encoders import bundled_path
+
+    digest = hashlib.sha256(importlib.metadata.version("torch").encode())
+    sentiment = Path(__file__).resolve().parents[2] / "sentiment"
+    sources = [source for files in layout().values() for _, source in files] + sorted(sentiment.glob("*.py"))
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(bundled_path().rglob("*")):
+        info = path.stat()
+        digest.update(f"{path.name} {info.st_size} {info.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _contents(folder: Path) -> dict[str, int]:
+    """{relative path: size} of the files under `folder`, the stamp left out."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != STAMP}
+
+
+def _prefilled(folder: Path, inputs: str) -> bool:
+    """Whether `folder` holds the features of these `inputs` (its stamp names them and every file it lists)."""
+    try:
+        stamp = json.loads((folder / STAMP).read_text(encoding="utf-8"))
+        return stamp == {"inputs": inputs, "files": _contents(folder)}
+    except (OSError, ValueError):
+        return False
+
+
 def prefill_apart(folder: Path | None = None) -> Path:
     """`prefill(folder)` in a Python process of its own (`python -m hw3.grading.kernel.corpus`), with this hw3 first
-    on its path; RuntimeError with its last line of stderr when it fails."""
+    on its path, unless `folder` already holds them (its stamp: the same inputs, every file still there, so a batch
+    after the first starts no torch at all); RuntimeError with its last line of stderr when it fails."""
     folder = Path(folder or default_folder())
+    inputs = _inputs_digest()
+    if _prefilled(folder, inputs):
+        return folder
     package_root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "hw3.grading.kernel.corpus", str(folder)], env=env,
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError((done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])
+    write_text_atomic(folder / STAMP, json.dumps({"inputs": inputs, "files": _contents(folder)}))
+    (folder / STAMP).chmod(0o644)
     return folder
 
 
