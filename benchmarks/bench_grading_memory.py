@@ -48,7 +48,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 KEYS = ("hw3_q1-q3.ipynb", "hw3_q4.ipynb")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 MIB = 2**20
 BESIDE = ("corpus prefill", "key kernel hw3_q1-q3", "key kernel hw3_q4", "student kernel hw3_q1-q3",
           "student kernel hw3_q4", "verifier")  # the processes the grader runs, one at a time with --jobs 1
@@ -173,13 +172,6 @@ def sample(grader: int) -> Sample:
 
 # -- the cgroup -----------------------------------------------------------------------------------------------
 
-def own_cgroup(controller: str) -> Path:
-    """This process's cgroup folder for the v1 `controller` (the controller's root where it is not mounted)."""
-    from hw3.sentiment.memory import own_cgroup as found
-
-    return found(controller, CGROUP_ROOT) or CGROUP_ROOT / controller
-
-
 class Limit:
     """A memory cgroup of `mb` MiB (and, with `cpus`, a CPU quota) for the grader: with v1 below this process's own
     cgroups, where the kernels' cgroups nest below it in turn; with v2 at the root (a v2 cgroup that holds processes
@@ -187,9 +179,11 @@ class Limit:
     the grader and the verifier only."""
 
     def __init__(self, mb: int, cpus: float = 0.0) -> None:
+        from hw3.grading.kernel.sandbox import CGROUP_ROOT, cgroup_parent  # where the kernels' cgroups go too
+
         self.v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
         name = f"bench-memory-{secrets.token_hex(4)}"
-        self.folder = (CGROUP_ROOT if self.v2 else own_cgroup("memory")) / name
+        self.folder = cgroup_parent("" if self.v2 else "memory") / name
         self.folders = [self.folder]
         self.nested: dict[str, int] = {}  # {kernel cgroup seen inside this one: its OOM kills}
         self.folder.mkdir()
@@ -203,7 +197,7 @@ class Limit:
         if cpus and self.v2:
             (self.folder / "cpu.max").write_text(f"{int(cpus * 100_000)} 100000")
         elif cpus:
-            self.folders.append(own_cgroup("cpu") / name)
+            self.folders.append(cgroup_parent("cpu") / name)
             self.folders[-1].mkdir()
             (self.folders[-1] / "cpu.cfs_period_us").write_text("100000")
             (self.folders[-1] / "cpu.cfs_quota_us").write_text(str(int(cpus * 100_000)))
