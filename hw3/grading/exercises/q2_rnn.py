@@ -22,7 +22,8 @@ class RnnOutput(Exercise):
 
     def inputs(self, rng: random.Random, key: Key) -> dict:
         """Even lengths only. Ties are found by asking the key: for random prefixes, the last input whose sequence
-        makes the key's y_T exactly 0.5 (the first prefix that has one); near-ties move that input by one."""
+        makes the key's y_T exactly 0.5 (the first prefix that has one); near-ties move that input by one. The
+        clear-cut sequences alternate the key's y_T above and below 0.5, so no constant answer passes them."""
         lengths, shifts = (2, 4, 4, 6, 2 * rng.randint(3, 6)), (0, 1, 0, -1, 0)  # tie, above, tie, below, tie
         prefixes = [[[rng.randint(-9, 9) for _ in range(n - 1)] for _ in range(PREFIXES)] for n in lengths]
         plain = [[[rng.randint(-9, 9) for _ in range(n)] for _ in range(PREFIXES)]
@@ -35,8 +36,8 @@ class RnnOutput(Exercise):
             if found:
                 prefix, last = found[0]
                 ties.append(prefix + [last + shift])
-        clear = [next((xs for xs, r in zip(slot, [next(answers) for _ in slot]) if _value(r) != 0.5), slot[0])
-                 for slot in plain]
+        clear = [_clear_cut(slot, [_value(next(answers)) for _ in slot], above=i % 2 == 0)
+                 for i, slot in enumerate(plain)]
         return {"plain": clear, "ties": ties}
 
     def probe(self, inputs: dict, rnn_output: Any) -> dict:
@@ -68,6 +69,14 @@ def _value(result: Any) -> float | None:
         return number(returned(result, "the answer key"), "the answer key")
     except Exception:
         return None
+
+
+def _clear_cut(slot: list[list[int]], values: list[float | None], above: bool) -> list[int]:
+    """The first sequence of `slot` whose key y_T is on the wanted side of 0.5 (`above` or below), else the first
+    that is not a tie, else the first: alternating sides, a constant answer (always 1.0, say) never passes."""
+    sides = ([v is not None and v > 0.5 if above else v is not None and v < 0.5 for v in values],
+             [v is not None and v != 0.5 for v in values])
+    return next((slot[i] for wanted in sides for i, ok in enumerate(wanted) if ok), slot[0])
 
 
 def _hint(got: float, expected: float) -> str:

@@ -130,6 +130,15 @@ def test_q2_mistakes():
     assert grade("q2", lambda xs: 0.5, key=KEY_Q2).points == 0
 
 
+@pytest.mark.parametrize("constant", [0.0, 0.5, 1.0])
+def test_q2_a_constant_answer_never_passes_the_clear_cut_sequences(constant):
+    """The clear-cut sequences have y_T on both sides of 0.5 under the key, whatever the batch's inputs: returning
+    1.0 once passed them whenever all five happened to be above (one batch in 32)."""
+    for seed in range(100):
+        result = grade("q2", lambda xs: constant, key=KEY_Q2, seed=seed)
+        assert "y_T on even-length sequences" in lost(result), (seed, summary_line(result))
+
+
 def test_q2_follows_an_edited_key_and_never_shows_a_hint_of_the_old_homework():
     assert_full(grade("q2", rnn_plus, key=(rnn_plus,)))
     result = grade("q2", rnn_loop, key=(rnn_plus,))  # last year's solution
