@@ -130,6 +130,8 @@ class Report:
         return cls(data["submission"], data["student"], questions, **fields)
 
 
-GRADER_VERSION = "3"  # 3: q4.1b expects the grading corpus (hw3.grading.kernel.corpus)
+GRADER_VERSION = "4"
 """Bumped when a change to the checks or to this model makes earlier results incomparable: a results store
-written by another version is refused (regrade into a new store, or `--regrade` the changed questions)."""
+written by another version is refused (regrade into a new store, or `--regrade` the changed questions).
+3: q4.1b expects the grading corpus (hw3.grading.kernel.corpus); 4: q2's clear-cut sequences lie on both sides
+of 0.5 under the key (a constant answer once passed them)."""
