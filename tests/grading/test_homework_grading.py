@@ -3,13 +3,15 @@
 One `hw3 grade` batch of two students built from answers/ (both notebooks each): the answer keys as they
 are, which must earn every automatic point, and a student whose `binary_accuracy` forgets the sigmoid
 (q4.3a), whose `predict_sentiment` returns 1 − p (q4.4a) and who redefines `check` right before its check
-cell. The fresh clone's `answers/` is also what the grader scores against.
+cell; its Q1–Q3 notebook also ends with a cell that attacks the corpus features the batch shares with every
+kernel. The fresh clone's `answers/` is also what the grader scores against.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 
 from grading_helpers import load_homework_file
 
-from hw3.grading.kernel.sandbox import available
+from hw3.grading.kernel.sandbox import CACHE_MOUNT, available
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWERS = ROOT / "answers"
@@ -52,6 +54,34 @@ def tampered_q4():
     return nb
 
 
+POISON_FEATURES = """\
+# poison the BERT features every later submission reads: append to them, add a file, move or open up the folder
+import os, pathlib
+folder = os.environ.get("HW3_FEATURE_CACHE", "")
+files = [p for p in pathlib.Path(folder).rglob("*") if p.is_file()] if folder else []
+attempts = [lambda p=p: open(p, "ab").write(b"poison") for p in files] + [
+    lambda: open(os.path.join(folder, "poison.bin"), "wb").write(b"poison"),
+    lambda: os.rename(folder, folder + ".moved"), lambda: os.chmod(folder, 0o777)]
+done = 0
+for attempt in attempts:
+    try:
+        attempt()
+        done += 1
+    except OSError:
+        pass
+raise Exception(f"RT poison folder={folder} files={len(files)} done={done}")
+"""
+
+
+def poisoning_q1_q3():
+    """The Q1–Q3 answer key with a last cell that tries to change the shared corpus features."""
+    nb = nbformat.read(ANSWERS / KEYS[0], as_version=4)
+    attack = nbformat.v4.new_code_cell(POISON_FEATURES)
+    attack["id"] = "poison-features"
+    nb.cells.append(attack)
+    return nb
+
+
 GRADER = """
 import atexit, json, runpy, sys
 modules, sys.argv = sys.argv[1], ["hw3", *sys.argv[2:]]
@@ -68,10 +98,10 @@ def graded(tmp_path_factory) -> dict:
     for name in ("key", "student"):
         (root / name).mkdir()
         for key in KEYS:
-            nb = tampered_q4() if (name, key) == ("student", KEYS[1]) else nbformat.read(ANSWERS / key, as_version=4)
-            nbformat.write(nb, root / name / key)
+            tampered = {KEYS[0]: poisoning_q1_q3, KEYS[1]: tampered_q4}[key] if name == "student" else None
+            nbformat.write(tampered() if tampered else nbformat.read(ANSWERS / key, as_version=4), root / name / key)
     out = root / "report.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HW3_CACHE": str(root / "cache")}  # corpus features of its own
     modules = root / "modules.json"
     result = subprocess.run([sys.executable, "-c", GRADER, str(modules), "grade", str(root / "key"),
                              str(root / "student"), "--json", str(out), "--answers", str(ANSWERS), "--key-file",
@@ -79,7 +109,7 @@ def graded(tmp_path_factory) -> dict:
                             capture_output=True, text=True, env=env, timeout=1800, cwd=root)
     assert result.returncode == 0, result.stderr
     return {"reports": {Path(r["submission"]).name: r for r in json.loads(out.read_text())}, "stderr": result.stderr,
-            "modules": json.loads(modules.read_text())}
+            "modules": json.loads(modules.read_text()), "features": root / "cache" / "grading-features"}
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +146,18 @@ def test_the_grader_never_loads_torch_or_bert_itself(graded):
     heavy = [m for m in graded["modules"] if m.split(".")[0] in ("torch", "transformers", "tokenizers", "safetensors")]
     assert heavy == [] and "hw3.grading.batch" in graded["modules"]
     assert "corpus features are not shared" not in graded["stderr"]  # computed (apart), and shared
+
+
+def test_a_kernel_cannot_change_the_corpus_features_later_submissions_read(graded):
+    """The student's last cell saw the shared features and changed none of them: no append, no new file, no rename,
+    no chmod; the folder still matches the stamp a later batch trusts. Two layers hold: the folder is bound
+    read-only, and its files are the grader's, not writable by the sandbox's user (each alone passes this test;
+    with both removed the cell changes every file)."""
+    from hw3.grading.kernel import corpus
+
+    note = next(n for n in graded["reports"]["student"]["notes"] if "RT poison" in n)
+    m = re.search(r"folder=(\S+) files=(\d+) done=(\d+)", note)
+    assert m and m.group(1) == CACHE_MOUNT and int(m.group(2)) > 0 and m.group(3) == "0", note
+    folder = graded["features"]
+    assert corpus._prefilled(folder, corpus._inputs_digest()) and not (folder / "poison.bin").exists()
+    assert folder.stat().st_mode & 0o777 == 0o755

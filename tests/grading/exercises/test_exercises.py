@@ -139,6 +139,14 @@ def test_q2_a_constant_answer_never_passes_the_clear_cut_sequences(constant):
         assert "y_T on even-length sequences" in lost(result), (seed, summary_line(result))
 
 
+def test_q2_last_years_recurrence_never_passes_the_clear_cut_sequences_by_chance():
+    """Against an edited key (h_t = x_t + h_{t−1}), last year's solution agrees on about half of the clear-cut
+    sequences: with five of them it passed in 8 batches of 300 (so test_course_edits failed at random)."""
+    for seed in range(300):
+        result = grade("q2", rnn_loop, key=(rnn_plus,), seed=seed)
+        assert "y_T on even-length sequences" in lost(result), (seed, summary_line(result))
+
+
 def test_q2_follows_an_edited_key_and_never_shows_a_hint_of_the_old_homework():
     assert_full(grade("q2", rnn_plus, key=(rnn_plus,)))
     result = grade("q2", rnn_loop, key=(rnn_plus,))  # last year's solution
