@@ -151,7 +151,7 @@ def test_the_grader_never_loads_torch_or_bert_itself(graded):
 def test_a_kernel_cannot_change_the_corpus_features_later_submissions_read(graded):
     """The student's last cell saw the shared features and changed none of them: no append, no new file, no rename,
     no chmod; the folder still matches the stamp a later batch trusts. Two layers hold: the folder is bound
-    read-only, and its files are the grader's, not writable by the sandbox's user (each alone passes this test;
+    read-only, and its files are the grader's, not writable by the sandbox's user (each alone holds it;
     with both removed the cell changes every file)."""
     from hw3.grading.kernel import corpus
 
@@ -160,4 +160,3 @@ def test_a_kernel_cannot_change_the_corpus_features_later_submissions_read(grade
     assert m and m.group(1) == CACHE_MOUNT and int(m.group(2)) > 0 and m.group(3) == "0", note
     folder = graded["features"]
     assert corpus._prefilled(folder, corpus._inputs_digest()) and not (folder / "poison.bin").exists()
-    assert folder.stat().st_mode & 0o777 == 0o755
