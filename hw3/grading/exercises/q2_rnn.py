@@ -9,8 +9,8 @@ from .base import Exercise, Key, Marks, attempt, close, number, paired, returned
 
 TIE_RANGE = range(-30, 31)  # the last input's candidates when looking for a tie
 PREFIXES = 6  # random prefixes (or sequences) tried per input
-# The clear-cut sequences' lengths (and two longer ones). y_T is 0 or 1 there, so a wrong recurrence agrees with the
-# key on about half of them by chance: on all twelve in about one batch in 4,000 (on five, one in 30).
+# The clear-cut sequences' lengths (and two longer ones, drawn). y_T is 0 or 1 there, so a wrong recurrence agrees
+# with the key on about half of them by chance: on all twelve in about one batch in 4,000 (on five, one in 30).
 CLEAR_LENGTHS = (2, 2, 4, 4, 6, 6, 8, 8, 10, 10)
 
 
@@ -26,7 +26,9 @@ class RnnOutput(Exercise):
     def inputs(self, rng: random.Random, key: Key) -> dict:
         """Even lengths only. Ties are found by asking the key: for random prefixes, the last input whose sequence
         makes the key's y_T exactly 0.5 (the first prefix that has one); near-ties move that input by one. The
-        clear-cut sequences alternate the key's y_T above and below 0.5, so no constant answer passes them."""
+        clear-cut sequences are half above, half below 0.5 under the key, so no constant answer passes them. Both
+        lists are in an order drawn from `rng` (the course key's, hidden): a function that counts its calls and
+        answers by position (the order of the public checks) passes by chance only."""
         lengths, shifts = (2, 4, 4, 6, 2 * rng.randint(3, 6)), (0, 1, 0, -1, 0)  # tie, above, tie, below, tie
         prefixes = [[[rng.randint(-9, 9) for _ in range(n - 1)] for _ in range(PREFIXES)] for n in lengths]
         plain = [[[rng.randint(-9, 9) for _ in range(n)] for _ in range(PREFIXES)]
@@ -39,8 +41,10 @@ class RnnOutput(Exercise):
             if found:
                 prefix, last = found[0]
                 ties.append(prefix + [last + shift])
-        clear = [_clear_cut(slot, [_value(next(answers)) for _ in slot], above=i % 2 == 0)
-                 for i, slot in enumerate(plain)]
+        above = [i % 2 == 0 for i in range(len(plain))]
+        rng.shuffle(above)
+        clear = [_clear_cut(slot, [_value(next(answers)) for _ in slot], side) for slot, side in zip(plain, above)]
+        rng.shuffle(ties)
         return {"plain": clear, "ties": ties}
 
     def probe(self, inputs: dict, rnn_output: Any) -> dict:
@@ -75,11 +79,11 @@ def _value(result: Any) -> float | None:
 
 
 def _clear_cut(slot: list[list[int]], values: list[float | None], above: bool) -> list[int]:
-    """The first sequence of `slot` whose key y_T is on the wanted side of 0.5 (`above` or below), else the first
-    that is not a tie, else the first: alternating sides, a constant answer (always 1.0, say) never passes."""
-    sides = ([v is not None and v > 0.5 if above else v is not None and v < 0.5 for v in values],
-             [v is not None and v != 0.5 for v in values])
-    return next((slot[i] for wanted in sides for i, ok in enumerate(wanted) if ok), slot[0])
+    """The first sequence of `slot` whose key y_T (`values`) is on the wanted side of 0.5 (`above` or below), else
+    the first that is not a tie, else the first."""
+    wanted = [i for i, v in enumerate(values) if v is not None and (v > 0.5 if above else v < 0.5)]
+    clear = [i for i, v in enumerate(values) if v is not None and v != 0.5]
+    return slot[(wanted + clear + [0])[0]]
 
 
 def _hint(got: float, expected: float) -> str:
